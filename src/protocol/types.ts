@@ -1,0 +1,73 @@
+// Shapes shared by the client gateway (api/), the transports and the GPU node (node/).
+
+export interface MultisigSign {
+  wallet: string;
+  nonce: string;
+  sign: string;
+}
+
+export interface MultisigAccounts {
+  wallets: string[];
+  /** a JSON string in the original ("2"), atoi'd */
+  threshold: string;
+  signs: MultisigSign[];
+}
+
+/** The DBC request body after parse_req_params (api/envelope.ts). */
+export interface DbcBody {
+  peer_nodes_list: string[];
+  additional: Record<string, unknown>;
+  wallet?: string;
+  nonce?: string;
+  sign?: string;
+  multisig_accounts?: MultisigAccounts;
+  session_id?: string;
+  session_id_sign?: string;
+  rent_order?: string;
+}
+
+/** Route identifiers: one per DBC operation the GPU node answers. */
+export type RouteId =
+  | 'mining_nodes.info'
+  | 'mining_nodes.session_id'
+  | 'mining_nodes.free_memory'
+  | 'tasks.list'
+  | 'tasks.detail'
+  | 'tasks.create'
+  | 'tasks.start'
+  | 'tasks.shutdown'
+  | 'tasks.poweroff'
+  | 'tasks.stop'
+  | 'tasks.restart'
+  | 'tasks.reset'
+  | 'tasks.delete'
+  | 'tasks.logs'
+  | 'tasks.modify'
+  | 'tasks.passwd'
+  | 'operations.get';
+
+/** One request as the GPU node receives it, whatever the transport (in-process or libp2p). */
+export interface NodeRequest {
+  route: RouteId;
+  /** path parameters, e.g. { task_id } */
+  params: Record<string, string>;
+  /** query string pairs (no URL-decoding, as the original) */
+  query: Record<string, string>;
+  body: DbcBody;
+}
+
+/** The GPU node's answer: passed through verbatim by the client with HTTP 200. */
+export interface NodeReply {
+  errcode: number;
+  message: unknown;
+}
+
+/** How the client reaches a GPU node (in-process for `dbc up`, libp2p later). */
+export interface NodeTransport {
+  /** the node ids this transport can reach right now */
+  knownNodes(): Array<{ node_id: string; name: string; version: string }>;
+  request(nodeId: string, req: NodeRequest, opts?: { timeoutMs?: number }): Promise<NodeReply>;
+}
+
+export const DBC_VERSION = '0.4.1.8';
+export const DBC_NODE_VERSION = '0.1.0';
