@@ -77,6 +77,11 @@ export interface Hypervisor {
   removeForward(taskId: string, fwd: HostForward): Promise<void>;
   /** change the VNC password of a running VM */
   setVncPassword(taskId: string, password: string): Promise<void>;
+  /**
+   * QEMU guest agent command over the VM's virtio-serial port `org.qemu.guest_agent.0`
+   * (socket `${runDir}/qga.sock`), e.g. guest-set-user-password. Rejects on timeout or agent error.
+   */
+  agent(taskId: string, execute: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
   /** raw QMP command for features built later (hotplug, block_resize) */
   qmp(taskId: string, execute: string, args?: Record<string, unknown>): Promise<unknown>;
   /** the task ids of VMs this driver currently holds */
