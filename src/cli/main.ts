@@ -1,3 +1,20 @@
 #!/usr/bin/env node
-// placeholder entry; replaced by the CLI (src/cli/program.ts)
-console.log('dbc');
+// `dbc`: one binary, every role.
+import { Command } from 'commander';
+import { registerKeys } from './keys.js';
+import { registerRental } from './rental.js';
+import { registerSign } from './sign.js';
+import { registerUp } from './up.js';
+import { DBC_NODE_VERSION } from '../protocol/types.js';
+
+const program = new Command();
+program.name('dbc').description('DeepBrainChain-compatible GPU node, client gateway and tools').version(DBC_NODE_VERSION);
+registerUp(program);
+registerSign(program);
+registerKeys(program);
+registerRental(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`dbc: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -37,6 +37,9 @@ export const ClientErrors = {
   notSupportUri: (uri: string) =>
     new DbcError('DBC_ERR_NOT_SUPPORT_URI', RPC_METHOD_NOT_FOUND, `not support uri:${uri}`, 404),
   unhandled: () => new DbcError('DBC_ERR_UNHANDLED', RPC_RESPONSE_ERROR, 'Unhandled request', 500),
+  /** `/tasks` with more than two segments (RAS rest_task: -32600, not -25) */
+  invalidRequestsUri: () =>
+    new DbcError('DBC_ERR_INVALID_URI', RPC_INVALID_REQUEST, 'invalid requests uri', 400),
   /** wrong segment count or route-specific usage text, e.g. `invalid uri, please use /tasks/start/<task_id>` */
   invalidParams: clientErr('DBC_ERR_INVALID_PARAMS', RPC_INVALID_PARAMS, 400),
   emptyBody: () => new DbcError('DBC_ERR_EMPTY_BODY', RPC_INVALID_PARAMS, 'http request body is empty', 400),
@@ -52,6 +55,9 @@ export const ClientErrors = {
   createNodeRequestFailed: () =>
     new DbcError('DBC_ERR_NODE_UNKNOWN', RPC_RESPONSE_ERROR, 'create node request failed', 400),
   timeout: (op: string) => new DbcError('DBC_ERR_TIMEOUT', E_TIMEOUT, `${op} timeout`, 500),
+  /** ours: the transport failed for another reason than a timeout */
+  nodeRequestFailed: (op: string, detail: string) =>
+    new DbcError('DBC_ERR_NODE_REQUEST', E_TIMEOUT, `${op} failed: ${detail}`, 500),
   responseParse: () => new DbcError('DBC_ERR_RESPONSE_PARSE', E_TIMEOUT, 'response parse error', 500),
   imageServerNotExist: () => new DbcError('DBC_ERR_IMAGE_SERVER', RPC_INVALID_PARAMS, 'image_server not exist', 400),
   headOrTailInvalid: () =>
@@ -130,6 +136,13 @@ export const AuthFailures = {
   queryStatusFailed: 'query machine_status failed',
   notInVerifyTime: 'not in verify time',
   noCredential: 'no credential given',
+  multisigWalletsEmpty: 'multisig wallets is empty',
+  multisigSignsEmpty: 'multisig signs is empty',
+  multisigThresholdInvalid: 'multisig threshold is invalid',
+  multisigWalletInvalid: 'multisig wallets has an invalid address',
+  multisigSignItemEmpty: 'multisig sign wallet, nonce or sign is empty',
+  multisigSignWalletNotFound: (wallet: string) => `multisig sign_wallet ${wallet} not found in wallets`,
+  multisigTooFewSigners: 'multisig distinct signers fewer than threshold',
 } as const;
 
 export function toEnvelope(err: unknown): { status: number; body: { errcode: number; message: string } } {

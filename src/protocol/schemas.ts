@@ -52,8 +52,8 @@ export const ModifyTaskAdditional = Type.Object(
 
 export const PasswdAdditional = Type.Object(
   {
-    username: Type.String({ description: 'login user (e.g. dbc)' }),
-    password: Type.String({ description: 'new password' }),
+    username: Type.Optional(Type.String({ description: 'login user (e.g. dbc)' })),
+    password: Type.Optional(Type.String({ description: 'new password' })),
   },
   { additionalProperties: true, description: 'tasks/passwd/<task_id>' },
 );

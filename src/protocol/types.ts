@@ -60,6 +60,8 @@ export interface NodeRequest {
 export interface NodeReply {
   errcode: number;
   message: unknown;
+  /** ours: the operation a lifecycle call started (query it at /api/v1/operations/<id>) */
+  operation_id?: string;
 }
 
 /** How the client reaches a GPU node (in-process for `dbc up`, libp2p later). */

@@ -1,0 +1,127 @@
+// Builds a GPU node from a data dir: database, identity, authenticator, rentals, inventory, hypervisor, engine.
+// Used by `dbc up` (in-process) and `dbc node` (networked, a later issue).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { Authenticator } from '../auth/authenticator.js';
+import { loadOrCreateNodeIdentity, type NodeIdentity } from '../auth/identity.js';
+import { cryptoReady } from '../auth/verify.js';
+import { HostInventory } from '../host/inventory.js';
+import { NodeErrors } from '../protocol/errors.js';
+import { DBC_VERSION } from '../protocol/types.js';
+import { LocalRentals } from '../rental/local.js';
+import type { RentalSource } from '../rental/types.js';
+import { openDb, type Db } from '../store/db.js';
+import { TaskStore } from '../store/tasks.js';
+import { TaskEngine, type Logger } from '../vm/engine.js';
+import { QemuHypervisor } from '../vm/qemu.js';
+import type { Hypervisor } from '../vm/types.js';
+import { GpuNode, type ExpiryPolicy } from './gpu-node.js';
+
+export interface NodeOptions {
+  dataDir: string;
+  name?: string;
+  /** address shown to renters as ssh_ip */
+  publicHost: string;
+  /** address user-mode forwards bind to */
+  forwardHost: string;
+  /** address VNC listens on */
+  vncListen: string;
+  logger: Logger;
+  shutdownTimeoutMs?: number;
+  expiry?: Partial<ExpiryPolicy>;
+  reconcileIntervalMs?: number;
+  hypervisor?: Hypervisor;
+  rentals?: RentalSource;
+}
+
+export interface NodeLayout {
+  dbFile: string;
+  imageDir: string;
+  vmDir: string;
+}
+
+export function nodeLayout(dataDir: string): NodeLayout {
+  return { dbFile: join(dataDir, 'node.db'), imageDir: join(dataDir, 'images'), vmDir: join(dataDir, 'vms') };
+}
+
+export interface RunningNode {
+  node: GpuNode;
+  engine: TaskEngine;
+  db: Db;
+  identity: NodeIdentity;
+  rentals: RentalSource;
+  layout: NodeLayout;
+  close(): Promise<void>;
+}
+
+export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
+  await cryptoReady();
+  mkdirSync(opts.dataDir, { recursive: true });
+  const layout = nodeLayout(opts.dataDir);
+  const identity = loadOrCreateNodeIdentity(opts.dataDir);
+  const db = openDb(layout.dbFile);
+  const auth = new Authenticator(db);
+  const rentals = opts.rentals ?? new LocalRentals(db);
+  const inventory = new HostInventory({ dataDir: opts.dataDir });
+  const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger });
+  const engine = new TaskEngine(
+    new TaskStore(db),
+    hv,
+    {
+      imageDir: layout.imageDir,
+      vmDir: layout.vmDir,
+      forwardHost: opts.forwardHost,
+      vncListen: opts.vncListen,
+      publicHost: opts.publicHost,
+      shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
+      hostCores: os.cpus().length,
+      hostMemGiB: () => Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
+      passthroughGpus: async () => (await inventory.snapshot()).gpuPassthrough.filter((g) => g.vfioReady).map((g) => g.pciBusId),
+      reconcileIntervalMs: opts.reconcileIntervalMs,
+    },
+    opts.logger,
+  );
+  await engine.init();
+  const node = new GpuNode(
+    {
+      nodeId: identity.nodeId,
+      name: opts.name ?? os.hostname(),
+      version: DBC_VERSION,
+      engine,
+      auth,
+      rentals,
+      inventory,
+      imageDir: layout.imageDir,
+      publicHost: opts.publicHost,
+      networkMode: 'user',
+      now: () => Date.now(),
+      dropCaches: async () => {
+        try {
+          writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+        } catch (err) {
+          throw NodeErrors.generic(`free memory failed: ${(err as Error).message}`);
+        }
+      },
+    },
+    opts.logger,
+    {
+      sweepIntervalMs: opts.expiry?.sweepIntervalMs ?? 60_000,
+      deleteGraceMs: opts.expiry?.deleteGraceMs ?? 3 * 24 * 3600_000,
+    },
+  );
+  node.start();
+  return {
+    node,
+    engine,
+    db,
+    identity,
+    rentals,
+    layout,
+    async close() {
+      node.stop();
+      await engine.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,156 @@
+// tasks/*: the VM lifecycle routes of the GPU node.
+import { NodeErrors } from '../../protocol/errors.js';
+import type { RouteId } from '../../protocol/types.js';
+import type { TaskRow } from '../../store/tasks.js';
+import { parseCreateParams, parseModifyParams, optString } from '../params.js';
+import type { Caller, Handler, NodeContext } from '../context.js';
+
+function owner(caller: Caller | null): Caller {
+  if (!caller) throw NodeErrors.checkAuthority('no credential given');
+  return caller;
+}
+
+function ownedTask(ctx: NodeContext, taskId: string | undefined, caller: Caller | null): TaskRow {
+  return ctx.engine.owned(taskId ?? '', owner(caller).identity.account);
+}
+
+export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unknown> {
+  const customPorts = JSON.parse(task.custom_ports) as string[];
+  const filters = JSON.parse(task.network_filters) as string[];
+  const disks = ctx.engine.disks(task.task_id);
+  const ops = ctx.engine.operationsOf(task.task_id);
+  const detail: Record<string, unknown> = {
+    task_id: task.task_id,
+    os: task.os,
+    ssh_ip: ctx.publicHost,
+  };
+  if (task.os === 'windows') detail.rdp_port = String(task.rdp_port);
+  else detail.ssh_port = String(task.ssh_port);
+  Object.assign(detail, {
+    user_name: task.login_user,
+    login_password: task.login_password,
+    cpu_cores: task.cpu_cores,
+    gpu_count: task.gpu_count,
+    mem_size: `${task.mem_size_gb}G`,
+    disk_data: `${task.disk_size_gb}G`,
+    vnc_port: String(task.vnc_port),
+    vnc_password: task.vnc_password,
+    create_time: task.create_time,
+    desc: task.desc,
+    status: task.status,
+    image_name: task.image_name,
+    bios_mode: task.bios_mode,
+    custom_port: customPorts,
+    disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: d.path })),
+    interface: [{ name: 'net0', type: 'user', model: task.nic_model }],
+    // ours: structured login info and the latest operation
+    login: {
+      host: ctx.publicHost,
+      port: task.os === 'windows' ? task.rdp_port : task.ssh_port,
+      user: task.login_user,
+      protocol: task.os === 'windows' ? 'rdp' : 'ssh',
+    },
+  });
+  if (task.rent_order) detail.rent_order = task.rent_order;
+  if (task.network_name) detail.network_name = task.network_name;
+  if (filters.length > 0) detail.network_filters = filters;
+  if (task.pending !== '{}') detail.pending_changes = JSON.parse(task.pending);
+  if (task.last_error) detail.last_error = task.last_error;
+  if (ops[0]) detail.operation = { operation_id: ops[0].id, kind: ops[0].kind, status: ops[0].status, progress: ops[0].progress };
+  return detail;
+}
+
+const list: Handler = async (ctx, _req, caller) => ({
+  message: ctx.engine.list(owner(caller).identity.account).map((t) => ({
+    task_id: t.task_id,
+    create_time: t.create_time,
+    desc: t.desc,
+    status: t.status,
+  })),
+});
+
+const detail: Handler = async (ctx, req, caller) => ({ message: taskDetail(ctx, ownedTask(ctx, req.params.task_id, caller)) });
+
+const create: Handler = async (ctx, req, caller) => {
+  const who = owner(caller);
+  const params = parseCreateParams(req.body.additional);
+  const { task, operationId } = await ctx.engine.create(
+    { account: who.identity.account, rentOrder: optString(req.body as unknown as Record<string, unknown>, 'rent_order') ?? '', rentedGpus: who.rental.gpus },
+    params,
+  );
+  return {
+    message: { task_id: task.task_id, create_time: task.create_time, desc: task.desc, status: 'creating', operation_id: operationId },
+    operationId,
+  };
+};
+
+const power = (action: (ctx: NodeContext, task: TaskRow, force: boolean) => string): Handler =>
+  async (ctx, req, caller) => {
+    const task = ownedTask(ctx, req.params.task_id, caller);
+    const force = req.query.force_reboot === 'true' || (/^-?\d+$/.test(req.query.force_reboot ?? '') && Number(req.query.force_reboot) !== 0);
+    const operationId = action(ctx, task, force);
+    return { message: 'ok', operationId };
+  };
+
+const logs: Handler = async (ctx, req, caller) => {
+  const task = ownedTask(ctx, req.params.task_id, caller);
+  const flag = req.query.flag ?? 'tail';
+  if (flag !== 'head' && flag !== 'tail') throw NodeErrors.generic('head_or_tail is invalid');
+  const raw = req.query.line_num ?? '100';
+  const lines = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!(lines >= 1 && lines <= 100)) throw NodeErrors.logLinesInvalid();
+  return { message: { task_id: task.task_id, log_content: ctx.engine.logs(task, flag, lines) } };
+};
+
+const modify: Handler = async (ctx, req, caller) => {
+  const task = ownedTask(ctx, req.params.task_id, caller);
+  return { message: await ctx.engine.modify(task, parseModifyParams(req.body.additional)) };
+};
+
+const USER_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,31}$/;
+
+const passwd: Handler = async (ctx, req, caller) => {
+  const task = ownedTask(ctx, req.params.task_id, caller);
+  const username = optString(req.body.additional, 'username');
+  const password = optString(req.body.additional, 'password');
+  if (password === undefined) throw NodeErrors.passwordEmpty();
+  if (username === undefined) throw NodeErrors.userNameEmpty();
+  if (!USER_RE.test(username)) throw NodeErrors.invalidParam('user name is invalid');
+  if (password.length > 128 || /[\x00-\x1f\x7f]/.test(password)) throw NodeErrors.invalidParam('password is invalid');
+  await ctx.engine.passwd(task, username, password);
+  return { message: 'ok' };
+};
+
+const operation: Handler = async (ctx, req, caller) => {
+  const op = ctx.engine.operation(req.params.operation_id ?? '', owner(caller).identity.account);
+  return {
+    message: {
+      operation_id: op.id,
+      task_id: op.task_id,
+      kind: op.kind,
+      status: op.status,
+      progress: op.progress,
+      stage: op.stage,
+      error: op.error,
+      created_at: new Date(op.created_at).toISOString(),
+      updated_at: new Date(op.updated_at).toISOString(),
+    },
+  };
+};
+
+export const taskHandlers: Partial<Record<RouteId, Handler>> = {
+  'tasks.list': list,
+  'tasks.detail': detail,
+  'tasks.create': create,
+  'tasks.start': power((ctx, t) => ctx.engine.start(t)),
+  'tasks.shutdown': power((ctx, t) => ctx.engine.shutdown(t)),
+  'tasks.poweroff': power((ctx, t) => ctx.engine.poweroff(t)),
+  'tasks.stop': power((ctx, t) => ctx.engine.poweroff(t)),
+  'tasks.restart': power((ctx, t, force) => ctx.engine.restart(t, force)),
+  'tasks.reset': power((ctx, t) => ctx.engine.reset(t)),
+  'tasks.delete': power((ctx, t) => ctx.engine.remove(t)),
+  'tasks.logs': logs,
+  'tasks.modify': modify,
+  'tasks.passwd': passwd,
+  'operations.get': operation,
+};
