@@ -55,7 +55,8 @@ interface OpPlan {
   transient: string;
   errorStatus: string;
   wantRunning: 0 | 1;
-  work: (op: OperationRow) => Promise<string>;
+  /** the task's final status, or the status and a note for the operation (e.g. how a shutdown ended) */
+  work: (op: OperationRow) => Promise<string | { status: string; stage: string }>;
 }
 
 export class TaskEngine {
@@ -284,7 +285,7 @@ export class TaskEngine {
       work: async () => {
         const how = await this.hv.shutdown(task.task_id, this.config.shutdownTimeoutMs);
         this.log.info({ task_id: task.task_id, how }, 'vm shut down');
-        return 'closed';
+        return { status: 'closed', stage: how === 'acpi' ? 'closed by ACPI shutdown' : 'closed by hard stop after the ACPI timeout' };
       },
     });
   }
@@ -564,9 +565,10 @@ export class TaskEngine {
     const run = (async () => {
       if (previous) await previous.catch(() => undefined);
       try {
-        const final = await plan.work(op);
+        const result = await plan.work(op);
+        const final = typeof result === 'string' ? result : result.status;
         if (final !== 'deleted') this.store.update(id, { status: final, last_error: '' });
-        this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: final });
+        this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: typeof result === 'string' ? final : result.stage });
         this.log.info({ task_id: id, op: plan.kind, status: final }, 'operation done');
       } catch (err) {
         const text = err instanceof Error ? err.message : String(err);

@@ -1,0 +1,291 @@
+// VM boot through the API of `dbc up` against a bare qemu-system-x86_64 boot of the same image with the same flags,
+// same run, alternating. Both are measured to the first `SSH-2.0-` banner read from the forwarded SSH port.
+//   api:  request → tasks/start reply (ack), → status "running" (polled every POLL_MS), → SSH banner
+//   bare: overlay + data disk + NoCloud seed prepared first (not timed, reported as bare_prep_ms), then
+//         spawn qemu-system-x86_64 with buildQemuArgs' argv (1 vCPU, 1 GiB, virtio, legacy BIOS) → SSH banner
+// The banner probe connects every PROBE_MS; before the guest's dropbear listens, QEMU's user-mode forward accepts
+// and then closes the connection, so a probe counts only once bytes starting with SSH-2.0- arrive. Prints JSON.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signNonce } from '../src/cli/sign.js';
+import { writeNoCloudSeed } from '../src/storage/seed.js';
+import { createDisk, createOverlay } from '../src/storage/qemu-img.js';
+import { buildQemuArgs } from '../src/vm/qemu-args.js';
+import type { VmSpec } from '../src/vm/types.js';
+import {
+  ensureTestImage,
+  freeTcpPort,
+  post,
+  qemuPidsUnder,
+  killQemuUnder,
+  signedBody,
+  sleep,
+  startDevnet,
+  type Devnet,
+} from '../test/helpers/devnet.js';
+import { freeVncPort } from '../test/helpers/tasks.js';
+
+const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 3);
+const BOOT_TIMEOUT_MS = Number(process.env.BENCH_BOOT_TIMEOUT_MS ?? 120_000);
+/** stop starting new rounds once this much time has gone (the whole bench should stay near 3 minutes) */
+const BUDGET_MS = Number(process.env.BENCH_BOOT_BUDGET_MS ?? 150_000);
+const PROBE_MS = 100;
+const POLL_MS = 100;
+const HOLD_MS = 500;
+const TARGET_RATIO = 1.2;
+const TARGET_ACK_MS = 50;
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const median = (xs: number[]) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** one connection: resolves with the first bytes if they are an SSH banner, false when closed/refused/silent */
+function tryBanner(port: number, waitMs: number): Promise<string | false> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection({ host: '127.0.0.1', port });
+    let buf = '';
+    let done = false;
+    const finish = (v: string | false) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (buf.length >= 8 || buf.includes('\n')) finish(buf.startsWith('SSH-2.0-') ? buf.split(/\r?\n/)[0]! : false);
+    });
+    sock.on('error', () => finish(false));
+    sock.on('close', () => finish(false));
+  });
+}
+
+/** ms from t0 until the forwarded port gives an SSH banner; a connection attempt every PROBE_MS */
+async function waitBanner(port: number, t0: number, timeoutMs: number, gone?: () => string | null): Promise<number> {
+  const end = t0 + timeoutMs;
+  while (performance.now() < end) {
+    const why = gone?.();
+    if (why) throw new Error(why);
+    const started = performance.now();
+    // QEMU's forward accepts at once and holds the connection while it tries the guest (whose SYN retries back off):
+    // give up on a silent connection after HOLD_MS and dial again, which makes slirp send a fresh SYN
+    const banner = await tryBanner(port, HOLD_MS);
+    if (banner) return performance.now() - t0;
+    const wait = PROBE_MS - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+  }
+  throw new Error(`no SSH banner on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}
+
+interface ApiRun {
+  ack_ms: number;
+  to_running_ms: number;
+  to_ssh_banner_ms: number;
+}
+
+async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknown>) => string): Promise<ApiRun> {
+  const sshPort = await freeTcpPort();
+  const vncPort = await freeVncPort();
+  const body = JSON.stringify(
+    signedBody(d.node_id, d.renter.seed, {
+      image_name: d.image,
+      ssh_port: String(sshPort),
+      vnc_port: String(vncPort),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+    }),
+  );
+  const t0 = performance.now();
+  const r = await post(d.api, 'tasks/start', body, true);
+  const ack = performance.now() - t0;
+  if (r.body.errcode !== 0) throw new Error(`tasks/start: ${r.text}`);
+  const taskId = String(r.body.message.task_id);
+  let failed: string | null = null;
+  const banner = waitBanner(sshPort, t0, BOOT_TIMEOUT_MS, () => failed);
+  banner.catch(() => undefined); // awaited below; this only keeps an early failure of the poll from leaving it unhandled
+  try {
+    // status poll with session auth (one pre-signed body, no signing inside the timed loop)
+    const detailJson = sessionJson({});
+    let toRunning = NaN;
+    const end = t0 + BOOT_TIMEOUT_MS;
+    while (performance.now() < end) {
+      const s = await post(d.api, `tasks/${taskId}`, detailJson, true);
+      if (s.body.errcode !== 0) throw new Error(`tasks/${taskId}: ${s.text}`);
+      const status = String(s.body.message.status);
+      if (status === 'running') {
+        toRunning = performance.now() - t0;
+        break;
+      }
+      if (status.includes('error')) throw new Error(`task ${taskId} went to ${status}: ${String(s.body.message.last_error ?? '')}`);
+      await sleep(POLL_MS);
+    }
+    if (Number.isNaN(toRunning)) throw new Error(`task ${taskId} not running within ${BOOT_TIMEOUT_MS} ms`);
+    const toBanner = await banner;
+    return { ack_ms: ack, to_running_ms: toRunning, to_ssh_banner_ms: toBanner };
+  } catch (err) {
+    failed ??= err instanceof Error ? err.message : String(err);
+    throw err;
+  } finally {
+    const del = await post(d.api, `tasks/delete/${taskId}`, signedBody(d.node_id, d.renter.seed)).catch((e: unknown) => ({ text: String(e), body: { errcode: -1 } }));
+    if (del.body.errcode !== 0) process.stderr.write(`boot bench: tasks/delete/${taskId}: ${del.text}\n`);
+    // the next run should not share the CPUs with this VM
+    const end = Date.now() + 30_000;
+    while (qemuPidsUnder(d.dataDir).length > 0 && Date.now() < end) await sleep(100);
+    killQemuUnder(d.dataDir);
+  }
+}
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface BareRun {
+  prep_ms: number;
+  to_ssh_banner_ms: number;
+}
+
+async function bareRun(image: string, root: string, n: number): Promise<BareRun> {
+  const dir = join(root, `bare${n}`);
+  const runDir = join(dir, 'run');
+  mkdirSync(runDir, { recursive: true });
+  const sshPort = await freeTcpPort();
+  const vncPort = await freeVncPort();
+  const p0 = performance.now();
+  const vda = join(dir, 'vda.qcow2');
+  const vdb = join(dir, 'vdb.qcow2');
+  const seed = join(dir, 'seed.iso');
+  await createOverlay(image, vda);
+  await createDisk(vdb, 1);
+  const taskId = `benchbare${n}${Date.now().toString(36)}`;
+  await writeNoCloudSeed(seed, { instanceId: taskId, hostname: `dbc-${taskId.slice(0, 12)}`, user: 'dbc', password: 'benchpassword123' });
+  const prep = performance.now() - p0;
+  const spec: VmSpec = {
+    taskId,
+    runDir,
+    name: taskId,
+    cpuCores: 1,
+    memMiB: 1024,
+    disks: [
+      { name: 'vda', path: vda },
+      { name: 'vdb', path: vdb },
+    ],
+    seedIso: seed,
+    biosMode: 'legacy',
+    os: 'linux',
+    nicModel: 'virtio',
+    forwards: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: sshPort, guestPort: 22 }],
+    vnc: { listen: '127.0.0.1', port: vncPort, password: 'benchvnc' },
+    gpus: [],
+    serialLog: join(dir, 'serial.log'),
+  };
+  const args = buildQemuArgs(spec, { accel: kvmUsable() ? 'kvm' : 'tcg', ovmfCode: '', ovmfVars: '' });
+  let stderr = '';
+  let exited: string | null = null;
+  const t0 = performance.now();
+  const child: ChildProcess = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.on('exit', (code, signal) => (exited = `bare QEMU exited (${signal ?? code}): ${stderr.trim().slice(-500)}`));
+  child.on('error', (err) => (exited = `cannot run qemu-system-x86_64: ${err.message}`));
+  try {
+    const toBanner = await waitBanner(sshPort, t0, BOOT_TIMEOUT_MS, () => exited);
+    return { prep_ms: prep, to_ssh_banner_ms: toBanner };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await Promise.race([gone, sleep(5000)]);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchBoot(): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const loadBefore = os.loadavg();
+  const image = ensureTestImage();
+  const root = mkdtempSync(join(os.tmpdir(), 'dbc-bench-boot-'));
+  let d: Devnet | undefined;
+  const api: ApiRun[] = [];
+  const bare: BareRun[] = [];
+  const order: string[] = [];
+  try {
+    d = await startDevnet();
+    const dn = d;
+    // session auth for the status polls: the renter's session id, signed once
+    const sid = await post(dn.api, 'mining_nodes/session_id', signedBody(dn.node_id, dn.renter.seed));
+    if (sid.body.errcode !== 0) throw new Error(`mining_nodes/session_id: ${sid.text}`);
+    const sessionId = String(sid.body.message.session_id);
+    const sessionSign = signNonce(dn.renter.seed, sessionId).session_id_sign;
+    const sessionJson = (additional: Record<string, unknown>) =>
+      JSON.stringify({ peer_nodes_list: [dn.node_id], additional, session_id: sessionId, session_id_sign: sessionSign });
+
+    for (let i = 0; i < RUNS; i++) {
+      if (i > 0 && Date.now() - started > BUDGET_MS) break;
+      // alternate which side goes first, so a drift in background load hits both
+      const sides = i % 2 === 0 ? (['api', 'bare'] as const) : (['bare', 'api'] as const);
+      for (const side of sides) {
+        if (side === 'api') api.push(await apiRun(dn, sessionJson));
+        else bare.push(await bareRun(image, root, i));
+        order.push(side);
+      }
+    }
+  } finally {
+    await d?.destroy();
+    killQemuUnder(root);
+    rmSync(root, { recursive: true, force: true });
+  }
+
+  const ack = median(api.map((r) => r.ack_ms));
+  const apiBanner = median(api.map((r) => r.to_ssh_banner_ms));
+  const bareBanner = median(bare.map((r) => r.to_ssh_banner_ms));
+  const ratio = apiBanner / bareBanner;
+  return {
+    api_ack_ms: round(ack),
+    api_to_running_ms: Math.round(median(api.map((r) => r.to_running_ms))),
+    api_to_ssh_banner_ms: Math.round(apiBanner),
+    bare_qemu_to_ssh_banner_ms: Math.round(bareBanner),
+    ratio_ssh: round(ratio, 3),
+    target_ratio: TARGET_RATIO,
+    target_ack_ms: TARGET_ACK_MS,
+    pass: ratio <= TARGET_RATIO && ack <= TARGET_ACK_MS,
+    runs: {
+      order,
+      api: api.map((r) => ({ ack_ms: round(r.ack_ms), to_running_ms: Math.round(r.to_running_ms), to_ssh_banner_ms: Math.round(r.to_ssh_banner_ms) })),
+      bare: bare.map((r) => ({ prep_ms: Math.round(r.prep_ms), to_ssh_banner_ms: Math.round(r.to_ssh_banner_ms) })),
+    },
+    bare_prep_ms: Math.round(median(bare.map((r) => r.prep_ms))),
+    accel: kvmUsable() ? 'kvm' : 'tcg',
+    cores: os.cpus().length,
+    loadavg_before: loadBefore.map((x) => round(x, 2)),
+    loadavg_after: os.loadavg().map((x) => round(x, 2)),
+    total_s: round((Date.now() - started) / 1000),
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  benchBoot().then(
+    (r) => {
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    },
+    (err) => {
+      process.stderr.write(`boot bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

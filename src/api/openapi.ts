@@ -1,0 +1,120 @@
+// OpenAPI 3.0 document of the client gateway, generated from ROUTES and the TypeBox schemas the GPU node
+// validates with, so the document cannot drift from what is enforced.
+import type { TSchema } from '@sinclair/typebox';
+import { ROUTES, type RouteSpec } from '../protocol/routes.js';
+import { DbcBodySchema, ErrorEnvelope, MultisigAccountsSchema } from '../protocol/schemas.js';
+import { DBC_NODE_VERSION, DBC_VERSION } from '../protocol/types.js';
+
+type Doc = Record<string, unknown>;
+
+/** TypeBox schemas are JSON Schema plus symbol keys; a JSON round trip keeps exactly the JSON Schema part. */
+const plain = (schema: TSchema): Doc => JSON.parse(JSON.stringify(schema)) as Doc;
+
+const AUTH_TEXT = {
+  none: 'No credential needed.',
+  session:
+    'Credential: the session pair (`session_id` + `session_id_sign`), or `wallet` + `nonce` + `sign`, or `multisig_accounts`.',
+  wallet: 'Credential: `wallet` + `nonce` + `sign`, or `multisig_accounts` (a session pair is not accepted).',
+} as const;
+
+const QUERY_PARAMS: Partial<Record<RouteSpec['id'], Doc[]>> = {
+  'tasks.logs': [
+    { name: 'flag', in: 'query', required: false, schema: { type: 'string', enum: ['head', 'tail'] }, description: 'default tail; when absent line_num is ignored (100)' },
+    { name: 'line_num', in: 'query', required: false, schema: { type: 'string' }, description: 'lines, 1..100 (default 100; above 100 becomes 99, as the original)' },
+  ],
+  'tasks.restart': [
+    { name: 'force_reboot', in: 'query', required: false, schema: { type: 'string' }, description: '`true` or a non-zero number: hard restart' },
+  ],
+};
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } },
+});
+
+function operation(route: RouteSpec): Doc {
+  const body = plain(DbcBodySchema);
+  (body.properties as Doc).additional = plain(route.additional);
+  const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+    name: m[1],
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+    description: 'passed to the GPU node unchanged; the node validates it',
+  }));
+  return {
+    operationId: route.id,
+    summary: route.summary,
+    description: `${AUTH_TEXT[route.clientAuth]} Client timeout text: \`${route.op} timeout\`.`,
+    tags: [route.id.split('.')[0]],
+    parameters: [...pathParams, ...(QUERY_PARAMS[route.id] ?? [])],
+    requestBody: { required: true, content: { 'application/json': { schema: body } } },
+    responses: {
+      200: {
+        description:
+          "The GPU node's reply, verbatim. `errcode` 0 = success; GPU-node errors also arrive with HTTP 200 (`errcode` -3 or 1, `message` a string).",
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } },
+      },
+      400: errorResponse('Refused by the client gateway (bad envelope, missing credential, unknown node): errcode -25, -32600 or -32701'),
+      404: errorResponse('Unsupported URI (errcode -32601)'),
+      413: errorResponse('Request body too large'),
+      500: errorResponse('No answer from the GPU node in time (`<op> timeout`, errcode -1) or an unhandled request (-32701)'),
+    },
+  };
+}
+
+export function buildOpenApi(): Doc {
+  const paths: Record<string, Doc> = {};
+  for (const route of Object.values(ROUTES)) {
+    paths[route.path] = { ...(paths[route.path] ?? {}), post: operation(route) };
+  }
+  paths['/api/v1/'] = {
+    get: {
+      operationId: 'version',
+      summary: 'client version (any method)',
+      responses: { 200: { description: '`{"errcode":0,"message":{"client_version":"' + DBC_VERSION + '"}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+    },
+  };
+  paths['/api/v1/peers/{option}'] = {
+    post: {
+      operationId: 'peers',
+      summary: 'peers of this client (`active` or `global`); no body needed',
+      parameters: [{ name: 'option', in: 'path', required: true, schema: { type: 'string', enum: ['active', 'global'] } }],
+      responses: { 200: { description: '`{"errcode":0,"message":{"peer_nodes_list":[...]}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+    },
+  };
+  paths['/api/v1/openapi.json'] = {
+    get: { operationId: 'openapi', summary: 'this document (GET or POST)', responses: { 200: { description: 'OpenAPI 3.0 document' } } },
+  };
+
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'DBC client HTTP API',
+      version: DBC_NODE_VERSION,
+      description: [
+        'POST-only JSON API under /api/v1, compatible with the DeepBrainChain client node ' + DBC_VERSION + '.',
+        'Every body is `{"peer_nodes_list":["<64-hex GPU node id>"],"additional":{...}, <credential>}`; only `peer_nodes_list[0]` is used.',
+        'Credentials travel in the body, in one of three forms:',
+        '1. wallet: `wallet` (SS58), `nonce` (single use), `sign` (sr25519 signature of the nonce by the wallet, hex).',
+        '2. multisig: `multisig_accounts` = `{"wallets":[...],"threshold":"2","signs":[{"wallet","nonce","sign"}]}` (threshold is a string).',
+        '3. session: `session_id` (from /mining_nodes/session_id) + `session_id_sign` (the renter\'s signature of it).',
+        'The client gateway only checks that a credential is present; the GPU node verifies it.',
+        'Every reply is `{"errcode": <int>, "message": ...}`; on error `message` is a string.',
+      ].join('\n'),
+    },
+    paths,
+    components: {
+      schemas: {
+        Envelope: {
+          type: 'object',
+          required: ['errcode', 'message'],
+          properties: { errcode: { type: 'integer', description: '0 = success' }, message: { description: 'an object on success, a string on error' } },
+        },
+        ErrorEnvelope: plain(ErrorEnvelope),
+        DbcBody: plain(DbcBodySchema),
+        MultisigAccounts: plain(MultisigAccountsSchema),
+      },
+    },
+  };
+}

@@ -1,0 +1,145 @@
+// URI routing of the client gateway, as the original rest_api_service dispatch (original §2.2, §2.6):
+// raw string prefixes checked in order, the rest split by split_path, query by split_path_into_kvs.
+// Pure: no I/O, throws DbcError for every refusal.
+import { ClientErrors } from '../protocol/errors.js';
+import type { RouteId } from '../protocol/types.js';
+
+export const REST_API_URI = '/api/v1';
+
+export type Resolved =
+  | { kind: 'version' }
+  | { kind: 'openapi' }
+  | { kind: 'node'; route: RouteId; params: Record<string, string>; query: Record<string, string> }
+  | { kind: 'local'; route: 'peers.active' | 'peers.global' };
+
+type Family = (method: string, uri: string, path: string) => Resolved;
+
+const TASK_VERBS: Record<string, RouteId> = {
+  start: 'tasks.start',
+  shutdown: 'tasks.shutdown',
+  poweroff: 'tasks.poweroff',
+  stop: 'tasks.stop',
+  restart: 'tasks.restart',
+  reset: 'tasks.reset',
+  delete: 'tasks.delete',
+  logs: 'tasks.logs',
+  modify: 'tasks.modify',
+  passwd: 'tasks.passwd',
+};
+
+/** util::split: interior empty items kept, a trailing empty item dropped. */
+function splitKeepInner(text: string, delim: string): string[] {
+  const items = text.split(delim);
+  if (items[items.length - 1] === '') items.pop();
+  return items;
+}
+
+/** util::split_path: strip `?query`, drop one leading `/`, split on `/`. */
+export function splitPath(path: string): string[] {
+  const q = path.indexOf('?');
+  let p = q >= 0 ? path.slice(0, q) : path;
+  if (p.startsWith('/')) p = p.slice(1);
+  return splitKeepInner(p, '/');
+}
+
+/** util::split_path_into_kvs: `&` then `=`, items without exactly two parts ignored, no URL-decoding. */
+export function splitQuery(uri: string): Record<string, string> {
+  const query: Record<string, string> = {};
+  const q = uri.indexOf('?');
+  if (q < 0) return query;
+  for (const item of splitKeepInner(uri.slice(q + 1), '&')) {
+    const kv = splitKeepInner(item, '=');
+    // '__proto__' would silently not be stored on a plain object; no route reads it
+    if (kv.length === 2 && kv[0] !== '__proto__') query[kv[0]!] = kv[1]!;
+  }
+  return query;
+}
+
+function requirePost(method: string): void {
+  if (method !== 'POST') throw ClientErrors.onlyPost();
+}
+
+const node = (route: RouteId, params: Record<string, string>, uri: string): Resolved => ({
+  kind: 'node',
+  route,
+  params,
+  query: splitQuery(uri),
+});
+
+// /tasks (RAS rest_task): the segment dispatch runs before each handler's POST check.
+const tasks: Family = (method, uri, path) => {
+  const segs = splitPath(path);
+  if (segs.length > 2) throw ClientErrors.invalidRequestsUri();
+  if (segs.length === 2) {
+    const route = TASK_VERBS[segs[0]!];
+    if (route === undefined) throw ClientErrors.unhandled();
+    requirePost(method);
+    if (segs[1] === '') throw ClientErrors.invalidParams('task_id is empty');
+    return node(route, { task_id: segs[1]! }, uri);
+  }
+  requirePost(method);
+  if (segs.length === 1 && segs[0] === 'start') return node('tasks.create', {}, uri);
+  // an empty single segment (`/tasks//`) is the list, as the original sent task_id ""
+  if (segs.length === 1 && segs[0] !== '') return node('tasks.detail', { task_id: segs[0]! }, uri);
+  return node('tasks.list', {}, uri);
+};
+
+const miningNodes: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  if (segs.length === 0) return node('mining_nodes.info', {}, uri);
+  if (segs.length === 1 && segs[0] === 'session_id') return node('mining_nodes.session_id', {}, uri);
+  if (segs.length === 1 && segs[0] === 'free_memory') return node('mining_nodes.free_memory', {}, uri);
+  throw ClientErrors.invalidParams(
+    'invalid uri, please use /mining_nodes or /mining_nodes/session_id or /mining_nodes/free_memory',
+  );
+};
+
+const peers: Family = (method, _uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  if (segs.length !== 1) throw ClientErrors.invalidParams('invalid uri, please use /peers/active or /peers/global');
+  if (segs[0] === 'active') return { kind: 'local', route: 'peers.active' };
+  if (segs[0] === 'global') return { kind: 'local', route: 'peers.global' };
+  throw ClientErrors.invalidParams('invalid option. the option is active or global');
+};
+
+const operations: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  if (segs.length !== 1 || segs[0] === '') {
+    throw ClientErrors.invalidParams('invalid uri, please use /operations/<operation_id>');
+  }
+  return node('operations.get', { operation_id: segs[0]! }, uri);
+};
+
+// The original's bodies of /stat and /config are commented out: the request is never answered -> 500.
+const unhandled: Family = () => {
+  throw ClientErrors.unhandled();
+};
+
+// Original order (RAS init); families not built yet are absent and fall through to 404.
+const PREFIXES: ReadonlyArray<[string, Family]> = [
+  ['/tasks', tasks],
+  ['/mining_nodes', miningNodes],
+  ['/peers', peers],
+  ['/stat', unhandled],
+  ['/config', unhandled],
+  ['/operations', operations],
+].map(([prefix, family]) => [REST_API_URI + (prefix as string), family as Family]);
+
+const VERSION_URIS = new Set([REST_API_URI + '/', REST_API_URI]);
+const OPENAPI_URI = REST_API_URI + '/openapi.json';
+
+export function resolve(method: string, rawUrl: string): Resolved {
+  if (!rawUrl.startsWith(REST_API_URI)) throw ClientErrors.invalidUri(rawUrl);
+  if (VERSION_URIS.has(rawUrl)) return { kind: 'version' };
+  if (rawUrl === OPENAPI_URI) {
+    if (method !== 'GET' && method !== 'POST') throw ClientErrors.onlyPost();
+    return { kind: 'openapi' };
+  }
+  for (const [prefix, family] of PREFIXES) {
+    if (rawUrl.startsWith(prefix)) return family(method, rawUrl, rawUrl.slice(prefix.length));
+  }
+  throw ClientErrors.notSupportUri(rawUrl);
+}

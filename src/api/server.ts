@@ -1,0 +1,190 @@
+// The client gateway: `POST /api/v1/...` -> resolve -> parse the envelope -> pre-check -> relay a NodeRequest to
+// the GPU node in peer_nodes_list[0] -> answer the node's JSON with HTTP 200. Every refusal, ours or fastify's,
+// leaves as the DBC envelope {"errcode": <non-zero>, "message": "<text>"} with the original's HTTP status.
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ClientErrors, DbcError, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
+import { ROUTES } from '../protocol/routes.js';
+import { DBC_VERSION, type NodeReply, type NodeRequest, type NodeTransport, type RouteId } from '../protocol/types.js';
+import { atoi, clientPreCheck, parseBody } from './envelope.js';
+import { buildOpenApi } from './openapi.js';
+import { resolve } from './router.js';
+
+export interface ApiOptions {
+  /**
+   * How NodeRequests reach GPU nodes. Contract: `request()` resolves with the node's reply, or rejects with
+   * - a DbcError: sent as is (its HTTP status and envelope), e.g. `create node request failed` for an unknown node;
+   * - an Error whose `name === 'TimeoutError'` once `opts.timeoutMs` has passed: sent as `<op> timeout` (500, -1);
+   * - any other Error: sent as `<op> failed: <text>` (500, -1).
+   * The server also enforces the deadline itself, so a transport that never settles cannot hang an HTTP call.
+   */
+  transport: NodeTransport;
+  logger?: FastifyBaseLogger | false;
+  /** maximum request body, bytes; the original's evhttp limit was 32 MiB */
+  bodyLimit?: number;
+  /** how long to wait for the GPU node; the original's MAX_WAIT_HTTP_RESPONSE_TIME was 30 s */
+  requestTimeoutMs?: number;
+}
+
+type Envelope = { errcode: number; message: string };
+
+const DEFAULT_BODY_LIMIT = 0x02000000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const NODE_ID = /^[0-9a-fA-F]{64}$/;
+const HEADERS = { 'access-control-allow-origin': '*', 'content-type': 'application/json' } as const;
+const VERSION_JSON = JSON.stringify({ errcode: 0, message: { client_version: DBC_VERSION } });
+// The P2P layer is not wired into the gateway yet: no peers to list.
+const PEERS_JSON = JSON.stringify({ errcode: 0, message: { peer_nodes_list: [] } });
+
+function send(reply: FastifyReply, status: number, json: string): FastifyReply {
+  // a Buffer, so that fastify keeps `Content-Type: application/json` as the original sent it (no charset suffix)
+  return reply.code(status).headers(HEADERS).send(Buffer.from(json));
+}
+
+function envelopeOf(err: unknown, bodyLimit: number): { status: number; body: Envelope } {
+  if (err instanceof DbcError) return { status: err.httpStatus, body: err.toEnvelope() };
+  const fe = err as Partial<FastifyError> | undefined;
+  if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const e = ClientErrors.bodyTooLarge(bodyLimit);
+    return { status: e.httpStatus, body: e.toEnvelope() };
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  const status = typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
+  return {
+    status,
+    body: { errcode: status < 500 ? RPC_INVALID_REQUEST : RPC_RESPONSE_ERROR, message: status < 500 ? text : `internal error: ${text}` },
+  };
+}
+
+/** tasks/logs client-side checks (RAS rest_task_logs); they run before the body is read, as the original. */
+function normaliseLogQuery(query: Record<string, string>): void {
+  let flag = query.flag ?? '';
+  let lineNum = query.line_num ?? '';
+  if (flag === '') {
+    // the original ignores line_num when flag is missing
+    flag = 'tail';
+    lineNum = '100';
+  } else if (flag === 'head' || flag === 'tail') {
+    if (lineNum === '') lineNum = '100';
+  } else {
+    throw ClientErrors.headOrTailInvalid();
+  }
+  let lines = atoi(lineNum);
+  // sic: the original sends MAX_NUMBER_OF_LINES - 1 for anything above the maximum
+  if (lines > 100) lines = 99;
+  else if (lines <= 0) throw ClientErrors.invalidLineNum();
+  query.flag = flag;
+  query.line_num = String(lines);
+}
+
+function timeoutError(): Error {
+  const e = new Error('deadline passed');
+  e.name = 'TimeoutError';
+  return e;
+}
+
+/** Races the transport against our own deadline and maps its failures to the original's texts. */
+async function relay(transport: NodeTransport, peer: string, req: NodeRequest, timeoutMs: number): Promise<NodeReply> {
+  const op = ROUTES[req.route].op;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError()), timeoutMs);
+  });
+  try {
+    return await Promise.race([transport.request(peer, req, { timeoutMs }), deadline]);
+  } catch (err) {
+    if (err instanceof DbcError) throw err;
+    if (err instanceof Error && err.name === 'TimeoutError') throw ClientErrors.timeout(op);
+    throw ClientErrors.nodeRequestFailed(op, err instanceof Error ? err.message : String(err));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function serialiseNodeReply(reply: NodeReply): string {
+  if (typeof reply !== 'object' || reply === null || typeof reply.errcode !== 'number') throw ClientErrors.responseParse();
+  try {
+    return JSON.stringify(reply);
+  } catch {
+    throw ClientErrors.responseParse();
+  }
+}
+
+function rawClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const body = JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: tooLarge ? 'request headers too large' : 'malformed http request' });
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const { transport } = opts;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const openApiJson = JSON.stringify(buildOpenApi());
+
+  const sendError = (reply: FastifyReply, err: unknown): FastifyReply => {
+    const { status, body } = envelopeOf(err, bodyLimit);
+    if (status >= 500 && !(err instanceof DbcError)) reply.log.error({ err }, 'unexpected error');
+    return send(reply, status, JSON.stringify(body));
+  };
+
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    bodyLimit,
+    // fastify refuses some URLs before routing (bad %-escapes); answer them in the DBC envelope too
+    frameworkErrors: (err, _request, reply) => {
+      send(reply, 400, JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: `request uri is invalid: ${err.message}` }));
+    },
+    clientErrorHandler: rawClientError,
+  });
+
+  // The original read any body as text whatever its Content-Type: one parser for every type, JSON parsed later.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    try {
+      const resolved = resolve(request.method, request.raw.url ?? '');
+      switch (resolved.kind) {
+        case 'version':
+          return send(reply, 200, VERSION_JSON);
+        case 'openapi':
+          return send(reply, 200, openApiJson);
+        case 'local':
+          return send(reply, 200, PEERS_JSON);
+      }
+      const { route, params, query } = resolved;
+      if (route === 'tasks.logs') normaliseLogQuery(query);
+      const body = parseBody(request.body as string | undefined);
+      const peer = body.peer_nodes_list[0] ?? '';
+      if (peer === '') {
+        if (route !== 'mining_nodes.info') throw ClientErrors.peerEmpty();
+        return send(reply, 200, JSON.stringify({ errcode: 0, message: { mining_nodes: networkList(transport) } }));
+      }
+      clientPreCheck(ROUTES[route], body);
+      if (!NODE_ID.test(peer)) throw ClientErrors.createNodeRequestFailed();
+      const nodeReply = await relay(transport, peer, { route: route as RouteId, params, query, body }, timeoutMs);
+      return send(reply, 200, serialiseNodeReply(nodeReply));
+    } catch (err) {
+      return sendError(reply, err);
+    }
+  }
+
+  app.all('*', handle);
+  // unreachable with the catch-all route, kept so that no request can get fastify's own 404 body
+  app.setNotFoundHandler(handle);
+  app.setErrorHandler((err, _request, reply) => sendError(reply, err));
+  return app;
+}
+
+function networkList(transport: NodeTransport): Array<{ node_id: string; name: string; version: string }> {
+  return transport.knownNodes().map(({ node_id, name, version }) => ({ node_id, name, version }));
+}

@@ -1,0 +1,162 @@
+// Who sent this request: a renter wallet signature, a multisig, or a session pair handed out by the renter.
+// Authorisation (is this account renting the machine?) is the caller's business.
+import { AuthFailures, NodeErrors } from '../protocol/errors.js';
+import type { DbcBody, MultisigAccounts } from '../protocol/types.js';
+import type { Db } from '../store/db.js';
+import { multisigAccount } from './multisig.js';
+import { NonceStore } from './nonces.js';
+import { SessionStore } from './sessions.js';
+import { accountKeyHex, verifySr25519 } from './verify.js';
+
+export interface Identity {
+  kind: 'wallet' | 'multisig' | 'session';
+  /** the wallet, the multisig account, or the account the session belongs to */
+  account: string;
+  /** who signed: [wallet]; the distinct valid multisig signers; for a session the key that signed the session id */
+  signers: string[];
+}
+
+interface CachedSession {
+  account: string;
+  signer: string;
+}
+
+const fail = (text: string) => NodeErrors.checkAuthority(text);
+
+/** real clients send "undefined" or "" for fields they do not have */
+function given(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' && value !== 'undefined' ? value : undefined;
+}
+
+export class Authenticator {
+  readonly sessions: SessionStore;
+  readonly nonces: NonceStore;
+  private readonly db: Db;
+  private readonly sessionCache = new Map<string, CachedSession>();
+  private readonly sessionCacheSize: number;
+
+  constructor(db: Db, opts: { sessionCacheSize?: number } = {}) {
+    this.db = db;
+    this.sessions = new SessionStore(db);
+    this.nonces = new NonceStore(db);
+    this.sessionCacheSize = Math.max(0, opts.sessionCacheSize ?? 10_000);
+  }
+
+  /** Session pair if given and allowed, else wallet, else multisig; null when the body carries no usable
+   *  credential (session fields are ignored when allowSession is false). Throws check authority failures. */
+  authenticate(body: DbcBody, opts: { allowSession: boolean }): Identity | null {
+    const wallet = given(body.wallet);
+    const nonce = given(body.nonce);
+    const sign = given(body.sign);
+    const anyWallet = wallet !== undefined || nonce !== undefined || sign !== undefined;
+    const multisig = hasMultisig(body.multisig_accounts) ? body.multisig_accounts : undefined;
+
+    if (opts.allowSession) {
+      const sessionId = given(body.session_id);
+      const sessionSign = given(body.session_id_sign);
+      if (sessionId !== undefined || sessionSign !== undefined) {
+        const identity = sessionId && sessionSign ? this.checkSession(sessionId, sessionSign) : null;
+        if (identity) return identity;
+        // as the original: a bad session pair falls back to a wallet/multisig credential if there is one
+        if (!anyWallet && !multisig) throw fail(AuthFailures.sessionInvalid);
+      }
+    }
+    if (anyWallet) {
+      if (!wallet || !nonce || !sign) throw fail(AuthFailures.nonceCheckFailed);
+      return this.checkWallet(wallet, nonce, sign);
+    }
+    if (multisig) return this.checkMultisig(multisig);
+    return null;
+  }
+
+  private checkWallet(wallet: string, nonce: string, sign: string): Identity {
+    if (!verifySr25519(nonce, sign, wallet)) throw fail(AuthFailures.nonceCheckFailed);
+    // keyed by public key, so re-spelling the wallet (hex vs SS58, another prefix) cannot replay a nonce
+    if (!this.nonces.consume(accountKeyHex(wallet)!, nonce)) throw fail(AuthFailures.nonceCheckFailed);
+    return { kind: 'wallet', account: wallet, signers: [wallet] };
+  }
+
+  private checkMultisig(m: MultisigAccounts): Identity {
+    const wallets = Array.isArray(m.wallets) ? m.wallets.filter((w): w is string => typeof w === 'string') : [];
+    const signs = Array.isArray(m.signs) ? m.signs : [];
+    if (wallets.length === 0) throw fail(AuthFailures.multisigWalletsEmpty);
+    if (signs.length === 0) throw fail(AuthFailures.multisigSignsEmpty);
+    const threshold = atoi(m.threshold as unknown);
+    if (threshold <= 0 || threshold > wallets.length || threshold > signs.length) {
+      throw fail(AuthFailures.multisigThresholdInvalid);
+    }
+    const members = new Set(wallets);
+    for (const item of signs) {
+      const w = given(item?.wallet);
+      if (!w || !given(item.nonce) || !given(item.sign)) throw fail(AuthFailures.multisigSignItemEmpty);
+      if (!members.has(w)) throw fail(AuthFailures.multisigSignWalletNotFound(w));
+    }
+    let account: string;
+    try {
+      account = multisigAccount(wallets, threshold);
+    } catch {
+      throw fail(AuthFailures.multisigWalletInvalid);
+    }
+    const byKey = new Map<string, string>();
+    for (const item of signs) {
+      if (!verifySr25519(item.nonce, item.sign, item.wallet)) throw fail(AuthFailures.nonceCheckFailed);
+      byKey.set(accountKeyHex(item.wallet)!, item.wallet);
+    }
+    if (byKey.size < threshold) throw fail(AuthFailures.multisigTooFewSigners);
+    // all nonces or none: a replayed item must not burn the others
+    const consumed = this.db.transaction(() => {
+      const now = Date.now();
+      for (const item of signs) {
+        if (!this.nonces.consume(accountKeyHex(item.wallet)!, item.nonce, now)) throw fail(AuthFailures.nonceCheckFailed);
+      }
+    });
+    consumed();
+    return { kind: 'multisig', account, signers: [...byKey.values()] };
+  }
+
+  private checkSession(sessionId: string, sessionSign: string): Identity | null {
+    // looked up every time, so an ended session stops working at once; the cache only skips the sr25519 check
+    const session = this.sessions.byId(sessionId);
+    if (!session) return null;
+    const key = `${sessionId}\n${normalizeSig(sessionSign)}`;
+    const cached = this.sessionCache.get(key);
+    if (cached && cached.account === session.account) {
+      this.sessionCache.delete(key);
+      this.sessionCache.set(key, cached);
+      return { kind: 'session', account: session.account, signers: [cached.signer] };
+    }
+    const signer = [session.account, ...session.signers].find((s) => verifySr25519(sessionId, sessionSign, s));
+    if (!signer) return null;
+    this.remember(key, { account: session.account, signer });
+    return { kind: 'session', account: session.account, signers: [signer] };
+  }
+
+  private remember(key: string, value: CachedSession): void {
+    if (this.sessionCacheSize === 0) return;
+    this.sessionCache.delete(key);
+    this.sessionCache.set(key, value);
+    while (this.sessionCache.size > this.sessionCacheSize) {
+      this.sessionCache.delete(this.sessionCache.keys().next().value!);
+    }
+  }
+}
+
+function hasMultisig(m: unknown): m is MultisigAccounts {
+  if (typeof m !== 'object' || m === null) return false;
+  const { wallets, signs, threshold } = m as Partial<MultisigAccounts>;
+  const empty = (v: unknown) => v === undefined || (Array.isArray(v) && v.length === 0);
+  // an empty object is what some clients send for "no multisig"
+  return !(empty(wallets) && empty(signs) && given(threshold) === undefined);
+}
+
+/** C atoi: leading blanks, optional sign, digits; anything else ends the number; no digits = 0 */
+function atoi(value: unknown): number {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : 0;
+  if (typeof value !== 'string') return 0;
+  const match = /^[ \t\n\v\f\r]*([+-]?\d+)/.exec(value);
+  return match ? Number.parseInt(match[1]!, 10) : 0;
+}
+
+function normalizeSig(sign: string): string {
+  return (sign.startsWith('0x') ? sign.slice(2) : sign).toLowerCase();
+}
