@@ -53,10 +53,22 @@ const STDERR_TAIL_BYTES = 2000;
 
 const noopLogger: QemuLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
-function kvmUsable(): boolean {
+/**
+ * KVM only when /dev/kvm opens read-write AND the CPU advertises hardware virtualisation: some sandboxes expose a
+ * /dev/kvm without vmx/svm, where guests die in SeaBIOS with "KVM internal error ... emulation failure".
+ * DBC_ACCEL=kvm|tcg overrides the guess.
+ */
+export function kvmUsable(): boolean {
+  const forced = process.env.DBC_ACCEL;
+  if (forced === 'kvm') return true;
+  if (forced === 'tcg') return false;
   try {
     closeSync(openSync('/dev/kvm', fsConstants.O_RDWR));
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return /^flags\s*:.*\b(vmx|svm)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
   } catch {
     return false;
   }

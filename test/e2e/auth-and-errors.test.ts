@@ -148,7 +148,7 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
       [{ ...base, operation_system: 'plan9' }, "unsupported operation system: plan9 (usage: 'linux' 'windows')"],
       [{ ...base, bios_mode: 'coreboot' }, "unsupported bios mode: coreboot (usage: 'legacy' 'uefi' 'pxe')"],
       [{ ...base, task_id: 'short' }, 'wrong task id length'],
-      [{ ...base, task_id: '../../../../etc/passwd_x' }, 'task id requires a combination of letters or numbers'],
+      [{ ...base, task_id: '../../etc/passwd_xxxx' }, 'task id requires a combination of letters or numbers'],
       [{ ...base, task_id: taskA }, 'task id already existed'],
       [{ ...base, network_name: 'nolan1' }, 'can not find network info'],
       [{ ...base, cpu_cores: { n: 1 } }, 'cpu_cores is invalid'],
@@ -169,7 +169,7 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.equal(big.body.errcode, 0, 'line_num above 100 is capped as the original');
     const flag = await post(d.api, `tasks/logs/${taskA}?flag=middle`, signedBody(d.node_id, d.renter.seed));
     assert.deepEqual([flag.status, flag.body], [400, { errcode: -25, message: 'head_or_tail is invalid"' }]);
-    for (const id of ['..', '..%2F..%2Fetc', 'a%00b', 'x'.repeat(300)]) {
+    for (const id of ['..%2F..%2Fetc', 'a%00b', 'x'.repeat(300)]) {
       const r = await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed));
       assert.deepEqual(r.body, { errcode: -3, message: 'task_id not exist' }, id);
     }

@@ -49,14 +49,15 @@ export interface DevnetOptions {
   deleteGraceS?: number;
 }
 
-async function waitForFile(file: string, proc: ChildProcess, since: number, timeoutMs: number, log: () => string): Promise<DevnetJson> {
+/** wait until dbc up (re)writes devnet.json: its mtime differs from `before` (undefined: no file before) */
+async function waitForFile(file: string, proc: ChildProcess, before: number | undefined, timeoutMs: number, log: () => string): Promise<DevnetJson> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (proc.exitCode !== null) throw new Error(`dbc up exited with ${proc.exitCode}:\n${log()}`);
     if (existsSync(file)) {
       try {
         const j = JSON.parse(readFileSync(file, 'utf8')) as DevnetJson;
-        if (statSync(file).mtimeMs >= since) return j;
+        if (statSync(file).mtimeMs !== before) return j;
       } catch {
         // being written
       }
@@ -72,7 +73,8 @@ export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
   let port = 0;
   let out = '';
   const launch = async () => {
-    const since = Date.now() - 1000;
+    const devnetFile = join(dataDir, 'devnet.json');
+    const before = existsSync(devnetFile) ? statSync(devnetFile).mtimeMs : undefined;
     const args = [
       cliPath, 'up', '--data-dir', dataDir, '--http-port', String(port), '--image', image,
       '--shutdown-timeout', String(o.shutdownTimeoutS ?? 20),
@@ -82,7 +84,7 @@ export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug' } });
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));
-    const j = await waitForFile(join(dataDir, 'devnet.json'), proc, since, 60_000, () => out);
+    const j = await waitForFile(devnetFile, proc, before, 60_000, () => out);
     port = Number(new URL(j.api).port);
     return { proc, j };
   };
