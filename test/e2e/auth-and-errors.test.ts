@@ -3,9 +3,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
-import { cliPath, freeTcpPort, post, sessionBody, signedBody, startDevnet, type Devnet } from '../helpers/devnet.js';
+import { cliPath, freeTcpPort, post, sessionBody, signedBody, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
 import { freeVncPort, waitStatus } from '../helpers/tasks.js';
 
 const newSeed = () => `0x${randomBytes(32).toString('hex')}`;
@@ -106,6 +108,33 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     execFileSync(process.execPath, [cliPath, 'rental', 'revoke', '--data-dir', d.dataDir, '--wallet', walletB]);
     const ended = await post(d.api, 'tasks', sessionBody(d.node_id, sidB, seedB));
     assert.deepEqual(ended.body, { errcode: -3, message: 'check authority failed: machine has already expired' });
+  });
+
+  test('GPUs: a rental with GPUs on a host without passthrough GPUs is refused clearly', async () => {
+    const seedD = newSeed();
+    grant(identityFromSeed(seedD).address, '--gpus', '1', '--days', '1');
+    const r = await create(seedD, {
+      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', gpu_count: '1',
+    });
+    assert.deepEqual(r.body, { errcode: -3, message: 'allocate gpu failed: 1 requested, 0 available for passthrough on this host' });
+  });
+
+  test('data_file_name reuses an existing data disk and keeps it when the VM is deleted', async () => {
+    const file = join(d.dataDir, 'images', 'mydata.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '1G']);
+    const base = { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' };
+    const missing = await create(d.renter.seed, { ...base, data_file_name: 'nofile.qcow2' });
+    assert.deepEqual(missing.body, { errcode: -3, message: `data_file_name is not exist, path: ${join(d.dataDir, 'images', 'nofile.qcow2')}` });
+    const r = await create(d.renter.seed, { ...base, data_file_name: 'mydata.qcow2' });
+    assert.equal(r.body.errcode, 0, r.text);
+    const id = r.body.message.task_id;
+    const detail = await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed));
+    assert.ok(detail.body.message.disks.some((x: any) => x.name === 'vdb' && x.source_file === file));
+    await waitStatus(d, id, 'running', 120_000);
+    const del = await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed));
+    assert.equal(del.body.errcode, 0, del.text);
+    await waitFor('deleted', async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist', 60_000);
+    assert.ok(existsSync(file), 'a reused data disk is not deleted with the VM');
   });
 
   test('port conflicts give the texts real clients match on', async () => {

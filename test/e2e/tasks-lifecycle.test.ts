@@ -129,6 +129,34 @@ describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
     await waitFor('ssh after reset', () => sshExec('127.0.0.1', sshPort, 'dbc', password, 'echo back'), 120_000, 2000);
   });
 
+  test('modify: a new ssh port applies at once, cpu waits for the next boot', async () => {
+    const newSsh = await freeTcpPort();
+    const r = await post(net0.api, `tasks/modify/${taskId}`, signed({ new_ssh_port: String(newSsh), new_cpu_cores: '2' }));
+    assert.deepEqual(r.body, { errcode: 0, message: 'some changes will take effect on the next boot' });
+    const detail = await post(net0.api, `tasks/${taskId}`, signed());
+    assert.equal(detail.body.message.ssh_port, String(newSsh));
+    assert.deepEqual(detail.body.message.pending_changes, { cpu_cores: 2 });
+    assert.match(await sshExec('127.0.0.1', newSsh, 'dbc', password, 'echo moved'), /moved/);
+    await assert.rejects(sshExec('127.0.0.1', sshPort, 'dbc', password, 'true', 5000), 'the old port no longer forwards');
+    sshPort = newSsh;
+
+    const hard = await post(net0.api, `tasks/restart/${taskId}?force_reboot=1`, signed());
+    assert.equal((await waitOperation(net0, hard.body.operation_id!, 120_000)).status, 'done');
+    const out = await waitFor('ssh after restart', () => sshExec('127.0.0.1', sshPort, 'dbc', password, 'nproc'), 120_000, 2000);
+    assert.equal(out.trim(), '2', 'the new cpu count applies after the boot');
+    assert.equal((await post(net0.api, `tasks/${taskId}`, signed())).body.message.cpu_cores, 2);
+  });
+
+  test('passwd sets a new password in the running guest through the guest agent', async () => {
+    const r = await post(net0.api, `tasks/passwd/${taskId}`, signed({ username: 'dbc', password: 'N3w-pass_word' }));
+    assert.deepEqual(r.body, { errcode: 0, message: 'ok' });
+    assert.match(await sshExec('127.0.0.1', sshPort, 'dbc', 'N3w-pass_word', 'echo newpw'), /newpw/);
+    password = 'N3w-pass_word';
+    assert.equal((await post(net0.api, `tasks/${taskId}`, signed())).body.message.login_password, password);
+    const empty = await post(net0.api, `tasks/passwd/${taskId}`, signed({ username: 'dbc', password: '' }));
+    assert.deepEqual(empty.body, { errcode: -3, message: 'password can not be empty' });
+  });
+
   test('poweroff stops at once; delete removes the VM and its files', async () => {
     const off = await post(net0.api, `tasks/poweroff/${taskId}`, signed());
     assert.equal(off.body.errcode, 0, off.text);
@@ -147,5 +175,28 @@ describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
     assert.equal(existsSync(dataDisk), false, 'data disk removed');
     const list = await post(net0.api, 'tasks', signed());
     assert.ok(!list.body.message.some((t: any) => t.task_id === taskId));
+  });
+});
+
+describe('UEFI boot through dbc up', { timeout: 600_000 }, () => {
+  let d: Devnet;
+  before(async () => {
+    d = await startDevnet();
+  });
+  after(async () => {
+    await d?.destroy();
+  });
+
+  test('bios_mode=uefi boots the image with OVMF and SSH works', async () => {
+    const ssh = await freeTcpPort();
+    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
+      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1',
+      disk_size: '1', bios_mode: 'uefi',
+    }));
+    assert.equal(r.body.errcode, 0, r.text);
+    const detail = await waitStatus(d, r.body.message.task_id, 'running', 120_000);
+    assert.equal(detail.bios_mode, 'uefi');
+    const out = await waitFor('ssh into the UEFI guest', () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'ls /sys/firmware/efi >/dev/null && echo efi'), 240_000, 3000);
+    assert.match(out, /efi/);
   });
 });

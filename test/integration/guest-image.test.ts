@@ -196,3 +196,26 @@ test('UEFI (OVMF) boot from the same image reaches DBC_GUEST_READY', { timeout: 
   vm.kill('SIGTERM');
   assert.equal(await exited(vm, 10_000), true);
 });
+
+test('the seed ISO is a cidata volume with cloud-config user-data, and bad values are refused', async () => {
+  const iso = path.join(dir, 'check.iso');
+  await writeNoCloudSeed(iso, { instanceId: 'task-7', hostname: 'gpu-7', user: 'dbc', password: 'p@ss w0rd#1' });
+  assert.match(await exec('isoinfo', ['-d', '-i', iso]), /Volume id: cidata/);
+  const userData = await exec('isoinfo', ['-R', '-i', iso, '-x', '/user-data']);
+  assert.ok(userData.startsWith('#cloud-config\n'));
+  assert.match(userData, /^ {2}- name: dbc$/m);
+  assert.match(userData, /^ {4}plain_text_passwd: 'p@ss w0rd#1'$/m);
+  assert.match(userData, /^ssh_pwauth: true$/m);
+  assert.equal(await exec('isoinfo', ['-R', '-i', iso, '-x', '/meta-data']), 'instance-id: task-7\nlocal-hostname: gpu-7\n');
+  assert.equal(((await fs.stat(iso)).mode & 0o777).toString(8), '600');
+
+  const ok = { instanceId: 'i', hostname: 'h', user: 'u', password: 'p' };
+  for (const bad of [
+    { user: 'Root' }, { user: '-x' }, { hostname: 'a.b' }, { hostname: 'x'.repeat(64) }, { instanceId: '../x' },
+    { password: '' }, { password: "it's" }, { password: 'a"b' }, { password: 'a\\b' }, { password: 'a\nb' },
+    { password: 'x'.repeat(65) },
+  ]) {
+    await assert.rejects(writeNoCloudSeed(path.join(dir, 'bad.iso'), { ...ok, ...bad }), /invalid seed/);
+  }
+  assert.equal(existsSync(path.join(dir, 'bad.iso')), false);
+});
