@@ -137,6 +137,40 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.ok(existsSync(file), 'a reused data disk is not deleted with the VM');
   });
 
+  test('windows VMs forward rdp_port to 3389 and log in as Administrator; pxe VMs boot from the network', async () => {
+    const rdp = await freeTcpPort();
+    const win = await create(d.renter.seed, {
+      image_name: d.image, rdp_port: String(rdp), ssh_port: 'undefined', vnc_port: String(await freeVncPort()), cpu_cores: '1',
+      mem_size: '1', disk_size: '1', operation_system: 'win', bios_mode: 'uefi',
+    });
+    assert.equal(win.body.errcode, 0, win.text);
+    const w = await waitStatus(d, win.body.message.task_id, 'running', 120_000);
+    assert.equal(w.os, 'windows');
+    assert.equal(w.rdp_port, String(rdp));
+    assert.equal(w.ssh_port, undefined);
+    assert.equal(w.user_name, 'Administrator');
+    await new Promise<void>((resolve, reject) => {
+      const s = net.createConnection({ host: '127.0.0.1', port: rdp }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', reject);
+    });
+    const noRdp = await create(d.renter.seed, { image_name: d.image, vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', operation_system: 'windows' });
+    assert.deepEqual(noRdp.body, { errcode: -3, message: 'rdp_port is empty' });
+
+    const pxe = await create(d.renter.seed, {
+      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1',
+      bios_mode: 'pxe', interface_model_type: 'e1000',
+    });
+    assert.equal(pxe.body.errcode, 0, pxe.text);
+    const p = await waitStatus(d, pxe.body.message.task_id, 'running', 60_000);
+    assert.deepEqual(p.disks, [], 'a pxe VM has no disks');
+    for (const id of [win.body.message.task_id, pxe.body.message.task_id]) {
+      assert.equal((await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed))).body.errcode, 0);
+    }
+  });
+
   test('port conflicts give the texts real clients match on', async () => {
     const base = { image_name: d.image, cpu_cores: '1', mem_size: '1', disk_size: '1' };
     const vnc = await freeVncPort();

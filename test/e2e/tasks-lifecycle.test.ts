@@ -198,5 +198,9 @@ describe('UEFI boot through dbc up', { timeout: 600_000 }, () => {
     assert.equal(detail.bios_mode, 'uefi');
     const out = await waitFor('ssh into the UEFI guest', () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'ls /sys/firmware/efi >/dev/null && echo efi'), 240_000, 3000);
     assert.match(out, /efi/);
+
+    // a guest that powers itself off is seen as closed
+    await sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'poweroff').catch(() => undefined);
+    await waitStatus(d, r.body.message.task_id, 'closed', 60_000);
   });
 });
