@@ -6,7 +6,7 @@
 // The banner probe connects every PROBE_MS; before the guest's dropbear listens, QEMU's user-mode forward accepts
 // and then closes the connection, so a probe counts only once bytes starting with SSH-2.0- arrive. Prints JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { signNonce } from '../src/cli/sign.js';
 import { writeNoCloudSeed } from '../src/storage/seed.js';
 import { createDisk, createOverlay } from '../src/storage/qemu-img.js';
 import { buildQemuArgs } from '../src/vm/qemu-args.js';
+import { kvmUsable } from '../src/vm/qemu.js';
 import type { VmSpec } from '../src/vm/types.js';
 import {
   ensureTestImage,
@@ -146,15 +147,6 @@ async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknow
   }
 }
 
-function kvmUsable(): boolean {
-  try {
-    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 interface BareRun {
   prep_ms: number;
   to_ssh_banner_ms: number;
@@ -194,17 +186,39 @@ async function bareRun(image: string, root: string, n: number): Promise<BareRun>
     gpus: [],
     serialLog: join(dir, 'serial.log'),
   };
+  // the accelerator the node's driver picks (vm/qemu.ts): KVM only when /dev/kvm opens and the CPU has vmx/svm
   const args = buildQemuArgs(spec, { accel: kvmUsable() ? 'kvm' : 'tcg', ovmfCode: '', ovmfVars: '' });
-  let stderr = '';
+  // launched the way the node's driver launches it (vm/qemu.ts): detached in its own session, output to a file
+  const stderrPath = join(runDir, 'qemu.stderr.log');
+  const logFd = openSync(stderrPath, 'a');
   let exited: string | null = null;
   const t0 = performance.now();
-  const child: ChildProcess = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.on('exit', (code, signal) => (exited = `bare QEMU exited (${signal ?? code}): ${stderr.trim().slice(-500)}`));
+  let child: ChildProcess;
+  try {
+    child = spawn('qemu-system-x86_64', args, { detached: true, stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  const stderrTail = () => {
+    try {
+      return readFileSync(stderrPath, 'utf8').trim().slice(-500);
+    } catch {
+      return '';
+    }
+  };
+  child.on('exit', (code, signal) => (exited = `bare QEMU exited (${signal ?? code}): ${stderrTail()}`));
   child.on('error', (err) => (exited = `cannot run qemu-system-x86_64: ${err.message}`));
   try {
     const toBanner = await waitBanner(sshPort, t0, BOOT_TIMEOUT_MS, () => exited);
     return { prep_ms: prep, to_ssh_banner_ms: toBanner };
+  } catch (err) {
+    let serial = '';
+    try {
+      serial = readFileSync(spec.serialLog, 'utf8').slice(-1500);
+    } catch {
+      // no log
+    }
+    throw new Error(`bare QEMU: ${err instanceof Error ? err.message : String(err)}\nargv: ${args.join(' ')}\nserial log tail:\n${serial}`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise<void>((r) => child.once('exit', () => r()));

@@ -29,17 +29,17 @@ function runBench(file: string): Promise<unknown> {
     child.on('error', (e) => resolve({ error: `cannot run ${file}: ${e.message}` }));
     child.on('close', (code, signal) => {
       process.stderr.write(`bench ${file}: ${signal ?? `exit ${code}`} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      // the result is the last line of stdout that parses as a JSON object
-      const lines = out.trim().split('\n').reverse();
-      for (const line of lines) {
+      // the result: all of stdout as one JSON object (pretty-printed or not), else the last line that is one
+      const candidates = [out.trim(), ...out.trim().split('\n').reverse()];
+      for (const text of candidates) {
         try {
-          const j = JSON.parse(line) as unknown;
+          const j = JSON.parse(text) as unknown;
           if (j && typeof j === 'object') {
             resolve(code === 0 ? j : { error: `${file} exited with ${signal ?? code}`, result: j });
             return;
           }
         } catch {
-          // not the JSON line
+          // not JSON
         }
       }
       resolve({ error: `${file} exited with ${signal ?? code} and printed no JSON`, stderr: err.trim().slice(-2000) });

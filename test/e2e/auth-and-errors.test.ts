@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
-import { cliPath, freeTcpPort, post, sessionBody, signedBody, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
+import { cliPath, freeTcpPort, post, postLarge, sessionBody, signedBody, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
 import { freeVncPort, waitStatus } from '../helpers/tasks.js';
 
 const newSeed = () => `0x${randomBytes(32).toString('hex')}`;
@@ -248,7 +248,7 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.deepEqual([noAuthCreate.status, noAuthCreate.body], [400, { errcode: -25, message: 'session_id and wallet all invalid' }]);
     const wrongNode = await post(d.api, 'tasks', signedBody('ab'.repeat(32), d.renter.seed));
     assert.deepEqual(wrongNode.body, { errcode: -32701, message: 'create node request failed' });
-    const huge = await post(d.api, 'tasks', JSON.stringify({ peer_nodes_list: [d.node_id], additional: { x: 'y'.repeat(33 * 1024 * 1024) } }), true);
+    const huge = await postLarge(d.api, 'tasks', 33 * 1024 * 1024);
     assert.equal(huge.status, 413);
     assert.notEqual(huge.body.errcode, 0);
   });

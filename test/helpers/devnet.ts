@@ -2,6 +2,7 @@
 // requests, log in to guests over SSH.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +192,32 @@ export async function post(api: string, path: string, body: unknown, raw = false
     throw new Error(`not JSON (${res.status}): ${text}`);
   }
   return { status: res.status, body: parsed, text };
+}
+
+/**
+ * Announce a large body (Content-Length) and send only its first 64 KiB, then wait for the server's answer: an
+ * oversize refusal comes before the body is read, and the connection is dropped without EPIPE noise.
+ */
+export function postLarge(api: string, path: string, bodyBytes: number): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`${api}/api/v1/${path}`);
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': bodyBytes } });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error('no answer to an oversize body'));
+    }, 15_000);
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), text });
+      });
+    });
+    req.on('error', () => undefined); // the server may close the connection after answering
+    req.write('{"peer_nodes_list":[],"additional":{"x":"' + 'y'.repeat(64 * 1024));
+  });
 }
 
 /** a body signed by seed with a fresh nonce */
