@@ -112,6 +112,24 @@ function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function newRun(taskId: string, runDir: string, pid: number, child: ChildProcess | null): VmRun {
+  return {
+    taskId,
+    runDir,
+    pid,
+    child,
+    qmp: null,
+    agent: null,
+    shutdownReason: null,
+    killedByUs: false,
+    gone: false,
+    detached: false,
+    quiet: false,
+    watching: false,
+    goneWaiters: [],
+  };
+}
+
 export class QemuHypervisor implements Hypervisor {
   readonly accel: 'kvm' | 'tcg';
   private readonly log: QemuLogger;
@@ -216,21 +234,7 @@ export class QemuHypervisor implements Hypervisor {
       throw startFailure('exited during start');
     }
 
-    run = {
-      taskId: spec.taskId,
-      runDir: spec.runDir,
-      pid,
-      child,
-      qmp: null,
-      agent: null,
-      shutdownReason: null,
-      killedByUs: false,
-      gone: false,
-      detached: false,
-      quiet: false,
-      watching: false,
-      goneWaiters: [],
-    };
+    run = newRun(spec.taskId, spec.runDir, pid, child);
     this.attachQmp(run, qmp);
     this.vms.set(spec.taskId, run);
     try {
@@ -261,21 +265,7 @@ export class QemuHypervisor implements Hypervisor {
       this.log.warn({ taskId, pid, err: errMessage(err) }, 'qemu process alive but QMP does not answer; not adopted');
       return false;
     }
-    const run: VmRun = {
-      taskId,
-      runDir,
-      pid,
-      child: null,
-      qmp: null,
-      agent: null,
-      shutdownReason: null,
-      killedByUs: false,
-      gone: false,
-      detached: false,
-      quiet: false,
-      watching: false,
-      goneWaiters: [],
-    };
+    const run = newRun(taskId, runDir, pid, null);
     this.attachQmp(run, qmp);
     this.vms.set(taskId, run);
     this.log.info({ taskId, pid }, 'qemu adopted');
