@@ -74,10 +74,26 @@ const detail: Handler = async (ctx, req, caller) => ({ message: taskDetail(ctx, 
 const create: Handler = async (ctx, req, caller) => {
   const who = owner(caller);
   const params = parseCreateParams(req.body.additional);
-  const { task, operationId } = await ctx.engine.create(
-    { account: who.identity.account, rentOrder: optString(req.body as unknown as Record<string, unknown>, 'rent_order') ?? '', rentedGpus: who.rental.gpus },
-    params,
-  );
+  let rentedGpus = who.rental.gpus;
+  let rentOrder = optString(req.body as unknown as Record<string, unknown>, 'rent_order') ?? '';
+  if (who.rental.role === 'verifier') {
+    // a committee member checks the whole machine: the original forced vm_check_<unix seconds>, every GPU, every
+    // core and the free memory, whatever was asked (TM:783-832, 1353-1435)
+    const host = await ctx.inventory.snapshot();
+    const gib = 1024 * 1024;
+    params.taskId = `vm_check_${Math.floor(ctx.now() / 1000)}`;
+    params.gpuCount = host.gpuPassthrough.filter((g) => g.vfioReady).length;
+    params.cpuCores = Math.max(1, host.cpu.cores);
+    params.memGb = Math.max(1, Math.min(Math.floor(host.mem.totalKiB / gib), Math.floor(host.mem.availableKiB / gib)));
+    rentedGpus = params.gpuCount;
+    rentOrder = '';
+  } else if (who.rental.gpuIndex !== undefined) {
+    // a chain order: record the order the VM belongs to; a per-GPU order on a bigger machine must use exactly its GPUs
+    if (who.rental.rentOrder) rentOrder = who.rental.rentOrder;
+    const hostGpus = (await ctx.inventory.snapshot()).gpuPassthrough.length;
+    if (who.rental.gpus > 0 && who.rental.gpus < hostGpus && params.gpuCount !== who.rental.gpus) throw NodeErrors.gpuExactLease();
+  }
+  const { task, operationId } = await ctx.engine.create({ account: who.identity.account, rentOrder, rentedGpus }, params);
   return {
     message: { task_id: task.task_id, create_time: task.create_time, desc: task.desc, status: 'creating', operation_id: operationId },
     operationId,

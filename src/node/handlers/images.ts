@@ -1,0 +1,71 @@
+// images/*: the node's image directory and its transfers with image centres (original §10).
+import { StorageErrors } from '../../protocol/errors.js';
+import type { NodeRequest, RouteId } from '../../protocol/types.js';
+import { validImageServer, type ImageServer } from '../../images/servers.js';
+import type { Handler } from '../context.js';
+import { callerAccount } from './disk.js';
+
+/** the image centre the client shipped (resolved from its own configuration); shape-checked, never trusted */
+export function imageServerOf(req: NodeRequest): ImageServer | undefined {
+  if (req.image_server === undefined) return undefined;
+  const s = validImageServer(req.image_server);
+  if (!s) throw StorageErrors.imageServerInvalid();
+  return s;
+}
+
+// open, as the original; a caller who also authenticates (session or signature) gets their snapshots listed too
+const list: Handler = async (ctx, req) => {
+  let account: string | undefined;
+  try {
+    account = ctx.auth.authenticate(req.body, { allowSession: true })?.account;
+  } catch {
+    account = undefined;
+  }
+  imageServerOf(req);
+  return { message: ctx.engine.storage.images.list(account) };
+};
+
+const download: Handler = async (ctx, req, caller) => {
+  const a = req.body.additional;
+  const row = await ctx.engine.storage.images.download(callerAccount(caller), imageServerOf(req), a.image_filename, a.local_dir);
+  return { message: 'ok', operationId: row.operation_id };
+};
+
+const downloadProgress: Handler = async (ctx, req) => ({
+  message: ctx.engine.storage.images.downloadProgress(req.body.additional.image_filename),
+});
+
+const downloadStop: Handler = async (ctx, req) => {
+  await ctx.engine.storage.images.downloadStop(req.body.additional.image_filename);
+  return { message: 'ok' };
+};
+
+const upload: Handler = async (ctx, req, caller) => {
+  const row = await ctx.engine.storage.images.upload(callerAccount(caller), imageServerOf(req), req.body.additional.image_filename);
+  return { message: 'ok', operationId: row.operation_id };
+};
+
+const uploadProgress: Handler = async (ctx, req) => ({
+  message: ctx.engine.storage.images.uploadProgress(req.body.additional.image_filename),
+});
+
+const uploadStop: Handler = async (ctx, req) => {
+  await ctx.engine.storage.images.uploadStop(req.body.additional.image_filename);
+  return { message: 'ok' };
+};
+
+const remove: Handler = async (ctx, req, caller) => {
+  await ctx.engine.storage.images.remove(callerAccount(caller), req.body.additional.image_filename);
+  return { message: 'ok' };
+};
+
+export const imageHandlers: Partial<Record<RouteId, Handler>> = {
+  'images.list': list,
+  'images.download': download,
+  'images.download_progress': downloadProgress,
+  'images.download_stop': downloadStop,
+  'images.upload': upload,
+  'images.upload_progress': uploadProgress,
+  'images.upload_stop': uploadStop,
+  'images.delete': remove,
+};
