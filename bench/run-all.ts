@@ -13,6 +13,8 @@ const BENCHES: Array<[key: string, file: string]> = [
   ['api_auth', 'api-auth.js'],
   ['boot', 'boot.js'],
   ['auth_verify', 'auth-verify.js'],
+  ['images_transfer', 'images-transfer.js'],
+  ['snapshot', 'snapshot.js'],
 ];
 
 function runBench(file: string): Promise<unknown> {
@@ -48,7 +50,7 @@ function runBench(file: string): Promise<unknown> {
 }
 
 // printed in the order the brief names them
-const combined: Record<string, unknown> = { overlay: null, auth_verify: null, api_auth: null, boot: null };
+const combined: Record<string, unknown> = { overlay: null, auth_verify: null, api_auth: null, boot: null, images_transfer: null, snapshot: null };
 let failed = false;
 for (const [key, file] of BENCHES) {
   const r = await runBench(file);

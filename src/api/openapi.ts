@@ -83,6 +83,13 @@ export function buildOpenApi(): Doc {
       responses: { 200: { description: '`{"errcode":0,"message":{"peer_nodes_list":[...]}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
     },
   };
+  paths['/api/v1/images/servers'] = {
+    post: {
+      operationId: 'images_servers',
+      summary: "the image centres this client knows (`--image-server ID,host,port,module`); body: any JSON object",
+      responses: { 200: { description: '`{"errcode":0,"message":{"image_server":["ID_1",...]}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+    },
+  };
   paths['/api/v1/openapi.json'] = {
     get: { operationId: 'openapi', summary: 'this document (GET or POST)', responses: { 200: { description: 'OpenAPI 3.0 document' } } },
   };

@@ -10,7 +10,7 @@ export type Resolved =
   | { kind: 'version' }
   | { kind: 'openapi' }
   | { kind: 'node'; route: RouteId; params: Record<string, string>; query: Record<string, string> }
-  | { kind: 'local'; route: 'peers.active' | 'peers.global' };
+  | { kind: 'local'; route: 'peers.active' | 'peers.global' | 'images.servers' };
 
 type Family = (method: string, uri: string, path: string) => Resolved;
 
@@ -107,10 +107,69 @@ const peers: Family = (method, _uri, path) => {
 const operations: Family = (method, uri, path) => {
   requirePost(method);
   const segs = splitPath(path);
+  if (segs.length === 0) return node('operations.list', {}, uri);
   if (segs.length !== 1 || segs[0] === '') {
     throw ClientErrors.invalidParams('invalid uri, please use /operations/<operation_id>');
   }
   return node('operations.get', { operation_id: segs[0]! }, uri);
+};
+
+// /images (original §2.6 rows 15-23): no segment = the list, one segment = the action; images/servers is local.
+const IMAGE_ACTIONS: Record<string, RouteId> = {
+  download: 'images.download',
+  downloadprogress: 'images.download_progress',
+  download_stop: 'images.download_stop',
+  upload: 'images.upload',
+  uploadprogress: 'images.upload_progress',
+  upload_stop: 'images.upload_stop',
+  delete: 'images.delete',
+};
+
+const images: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  if (segs.length === 0) return node('images.list', {}, uri);
+  if (segs.length === 1 && segs[0] === 'servers') return { kind: 'local', route: 'images.servers' };
+  const route = segs.length === 1 ? IMAGE_ACTIONS[segs[0]!] : undefined;
+  if (route === undefined) {
+    throw ClientErrors.invalidParams(
+      'invalid uri, please use /images or /images/<servers|download|downloadprogress|download_stop|upload|uploadprogress|upload_stop|delete>',
+    );
+  }
+  return node(route, {}, uri);
+};
+
+// /disk/<list|resize|add|delete>/<task_id>: exactly two segments. The original's usage texts for add and delete
+// named /disk/resize (§13.5.3); ours name the route that was called.
+const DISK_VERBS: Record<string, RouteId> = { list: 'disk.list', resize: 'disk.resize', add: 'disk.add', delete: 'disk.delete' };
+
+const disk: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  const route = DISK_VERBS[segs[0] ?? ''];
+  if (segs.length !== 2 || route === undefined) {
+    throw ClientErrors.invalidParams(`invalid uri, please use /disk/${route ? segs[0] : '<list|resize|add|delete>'}/<task_id>`);
+  }
+  if (segs[1] === '') throw ClientErrors.invalidParams('task_id is empty');
+  return node(route, { task_id: segs[1]! }, uri);
+};
+
+// /snapshot: list/<task_id>[/<name>], create/<task_id>, delete/<task_id>/<name>; seg0 not one of them -> `invalid uri`
+const snapshot: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  const verb = segs[0] ?? '';
+  if (segs.length < 1 || segs.length > 3 || !['create', 'delete', 'list'].includes(verb)) throw ClientErrors.invalidParams('invalid uri');
+  const usage = {
+    list: 'invalid uri, please use /snapshot/list/<task_id> or /snapshot/list/<task_id>/<snapshot_name>',
+    create: 'invalid uri, please use /snapshot/create/<task_id>',
+    delete: 'invalid uri, please use /snapshot/delete/<task_id>/<snapshot_name>',
+  }[verb as 'list' | 'create' | 'delete'];
+  const want = verb === 'list' ? [2, 3] : verb === 'create' ? [2] : [3];
+  if (!want.includes(segs.length) || segs.slice(1).some((x) => x === '')) throw ClientErrors.invalidParams(usage);
+  const params: Record<string, string> = { task_id: segs[1]! };
+  if (segs.length === 3) params.snapshot_name = segs[2]!;
+  return node(`snapshot.${verb}` as RouteId, params, uri);
 };
 
 // The original's bodies of /stat and /config are commented out: the request is never answered -> 500.
@@ -121,6 +180,9 @@ const unhandled: Family = () => {
 // Original order (RAS init); families not built yet are absent and fall through to 404.
 const PREFIXES: ReadonlyArray<[string, Family]> = [
   ['/tasks', tasks],
+  ['/images', images],
+  ['/snapshot', snapshot],
+  ['/disk', disk],
   ['/mining_nodes', miningNodes],
   ['/peers', peers],
   ['/stat', unhandled],

@@ -9,6 +9,7 @@ import { DBC_VERSION, type NodeReply, type NodeRequest, type NodeTransport, type
 import { atoi, clientPreCheck, parseBody } from './envelope.js';
 import { buildOpenApi } from './openapi.js';
 import { resolve } from './router.js';
+import { ClientImages, LOCAL_IMAGE_ROUTES } from '../images/client.js';
 
 export interface ApiOptions {
   /**
@@ -24,6 +25,8 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** how long to wait for the GPU node; the original's MAX_WAIT_HTTP_RESPONSE_TIME was 30 s */
   requestTimeoutMs?: number;
+  /** image centres (`--image-server ID,host,port,module`) and the host's image directory; absent: none configured */
+  images?: ClientImages;
 }
 
 type Envelope = { errcode: number; message: string };
@@ -33,7 +36,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const NODE_ID = /^[0-9a-fA-F]{64}$/;
 const HEADERS = { 'access-control-allow-origin': '*', 'content-type': 'application/json' } as const;
 const VERSION_JSON = JSON.stringify({ errcode: 0, message: { client_version: DBC_VERSION } });
-// The P2P layer is not wired into the gateway yet: no peers to list.
+// A transport without peers (in-process `dbc up`): no peers to list.
 const PEERS_JSON = JSON.stringify({ errcode: 0, message: { peer_nodes_list: [] } });
 
 function send(reply: FastifyReply, status: number, json: string): FastifyReply {
@@ -159,19 +162,28 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         case 'openapi':
           return send(reply, 200, openApiJson);
         case 'local':
-          return send(reply, 200, PEERS_JSON);
+          if (resolved.route === 'images.servers') return send(reply, 200, imageServersJson(opts.images, request.body as string | undefined));
+          return send(reply, 200, await peersJson(transport, resolved.route === 'peers.active' ? 'active' : 'global'));
       }
       const { route, params, query } = resolved;
       if (route === 'tasks.logs') normaliseLogQuery(query);
       const body = parseBody(request.body as string | undefined);
       const peer = body.peer_nodes_list[0] ?? '';
       if (peer === '') {
+        // images: a centre's list, and upload / progress / stop from this host (original §2.7)
+        if (opts.images && LOCAL_IMAGE_ROUTES.has(route)) {
+          return send(reply, 200, JSON.stringify({ errcode: 0, message: await opts.images.local(route, body.additional) }));
+        }
         if (route !== 'mining_nodes.info') throw ClientErrors.peerEmpty();
         return send(reply, 200, JSON.stringify({ errcode: 0, message: { mining_nodes: networkList(transport) } }));
       }
       clientPreCheck(ROUTES[route], body);
       if (!NODE_ID.test(peer)) throw ClientErrors.createNodeRequestFailed();
-      const nodeReply = await relay(transport, peer, { route: route as RouteId, params, query, body }, timeoutMs);
+      const nodeReq: NodeRequest = { route: route as RouteId, params, query, body };
+      // the node gets the whole image centre, resolved from our configuration (the original's image_server field)
+      const imageServer = (opts.images ?? NO_IMAGES).resolveFor(route, body.additional);
+      if (imageServer) nodeReq.image_server = imageServer;
+      const nodeReply = await relay(transport, peer, nodeReq, timeoutMs);
       return send(reply, 200, serialiseNodeReply(nodeReply));
     } catch (err) {
       return sendError(reply, err);
@@ -185,6 +197,30 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   return app;
 }
 
+// without image configuration every image_server ID is unknown
+const NO_IMAGES = new ClientImages({ servers: [], localDir: '/nonexistent' });
+
+/** /images/servers: the configured centre ids; the body, when there is one, must be a JSON object (RAS:4360-4412) */
+function imageServersJson(images: ClientImages | undefined, raw: string | undefined): string {
+  if (raw !== undefined && raw.trim() !== '') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (err) {
+      throw ClientErrors.jsonParse(err instanceof Error ? err.message : String(err));
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw ClientErrors.invalidJson();
+  }
+  return JSON.stringify({ errcode: 0, message: (images ?? NO_IMAGES).serversMessage() });
+}
+
 function networkList(transport: NodeTransport): Array<{ node_id: string; name: string; version: string }> {
   return transport.knownNodes().map(({ node_id, name, version }) => ({ node_id, name, version }));
+}
+
+/** /peers/active and /peers/global: from the transport when it has a network, `{peer_nodes_list: [{node_id, addr}]}` */
+async function peersJson(transport: NodeTransport, kind: 'active' | 'global'): Promise<string> {
+  if (!transport.peers) return PEERS_JSON;
+  const list = await transport.peers(kind);
+  return JSON.stringify({ errcode: 0, message: { peer_nodes_list: list } });
 }

@@ -11,7 +11,12 @@ import { InProcessTransport } from '../api/in-process.js';
 import { identityFromSeed } from '../auth/identity.js';
 import { startGpuNode, nodeLayout } from '../node/bootstrap.js';
 import { LocalRentals } from '../rental/local.js';
+import { FakeChain } from '../rental/fake-chain.js';
+import { addRentalOptions, chainRentalsFactory, fakeChainHelp, rentalsFromFlags, type ChainRentalsConfig, type RentalsKind } from './chain.js';
 import { signNonce } from './sign.js';
+import { ClientImages } from '../images/client.js';
+import { startRsyncDaemon, type RsyncDaemon } from '../images/daemon.js';
+import { parseImageServer, type ImageServer } from '../images/servers.js';
 import { defaultDataDir, packageRoot } from './paths.js';
 
 export const DEFAULT_IMAGE = 'dbc-test.qcow2';
@@ -25,6 +30,16 @@ export interface UpOptions {
   sweepIntervalMs?: number;
   deleteGraceMs?: number;
   quiet?: boolean;
+  /** who may use the machine (default local: a 30-day local rental for the demo renter) */
+  rentals?: RentalsKind;
+  /** for rentals 'chain' (endpoints required) and 'chain-fake' (endpoints ignored: an in-process fake chain) */
+  chain?: Partial<ChainRentalsConfig>;
+  /** image centres `ID,host,port,module` (the original's image_server=) */
+  imageServers?: string[];
+  /** start the local image centre (rsync daemon on DIR/image-server/) as the first free ID_n; default true */
+  localImageServer?: boolean;
+  /** directories besides the image directory that mount_dir / local_dir may name */
+  allowDirs?: string[];
 }
 
 export interface Devnet {
@@ -32,6 +47,11 @@ export interface Devnet {
   node_id: string;
   renter: { wallet: string; seed: string };
   image: string;
+  /** how rentals are decided; for the chain sources the RPC endpoints (chain-fake: the in-process fake chain) */
+  rentals?: RentalsKind;
+  chain_rpc?: string[];
+  /** the image centres the client knows (the local one first) */
+  image_servers?: ImageServer[];
 }
 
 /** put the base image into the node's image dir: a given file, the repo's cached build, or a fresh build */
@@ -82,6 +102,17 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
   const layout = nodeLayout(o.dataDir);
   const image = await ensureImage(layout.imageDir, o.image, say);
 
+  const configuredServers = (o.imageServers ?? []).map(parseImageServer);
+  const kind = o.rentals ?? 'local';
+  let fake: FakeChain | undefined;
+  let chainRpc: string[] | undefined;
+  if (kind === 'chain-fake') {
+    fake = new FakeChain({ autoAdvance: true });
+    chainRpc = [await fake.listen(0, '127.0.0.1')];
+  } else if (kind === 'chain') {
+    chainRpc = o.chain?.endpoints ?? [];
+    if (chainRpc.length === 0) throw new Error('rentals chain needs at least one chain RPC endpoint');
+  }
   const running = await startGpuNode({
     dataDir: o.dataDir,
     name: 'dbc-up',
@@ -91,21 +122,55 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     logger,
     shutdownTimeoutMs: o.shutdownTimeoutMs,
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
+    rentals: chainRpc ? chainRentalsFactory({ ...o.chain, endpoints: chainRpc }) : undefined,
+  }).catch(async (err: unknown) => {
+    await fake?.close();
+    throw err;
   });
 
   const seed = loadOrCreateRenterSeed(o.dataDir);
   const renter = identityFromSeed(seed);
-  const rentals = running.rentals as LocalRentals;
   const gpus = (await running.node.ctx.inventory.snapshot()).gpus.length;
-  rentals.grant(renter.address, gpus, Date.now() + 30 * 24 * 3600_000);
+  if (kind === 'local') {
+    (running.rentals as LocalRentals).grant(renter.address, gpus, Date.now() + 30 * 24 * 3600_000);
+  } else if (fake) {
+    // the demo renter rents the whole machine for 30 days of blocks
+    fake.setMachine(running.identity.nodeId, 'online', gpus);
+    fake.addOrder({
+      machineId: running.identity.nodeId,
+      renter: renter.address,
+      rentEnd: fake.block + Math.ceil((30 * 24 * 3600_000) / fake.blockMs),
+      gpuNum: gpus,
+      gpuIndex: Array.from({ length: gpus }, (_, i) => i),
+    });
+  }
 
-  const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false });
+  running.engine.storage.allowDirs((o.allowDirs ?? []).map((d) => resolve(d)));
+  // the local image centre, seeded with the base image: ID_1 unless --image-server took that id
+  let daemon: RsyncDaemon | undefined;
+  if (o.localImageServer !== false) {
+    const taken = new Set(configuredServers.map((s) => s.id));
+    let n = 1;
+    while (taken.has(`ID_${n}`)) n++;
+    daemon = await startRsyncDaemon({
+      dir: o.dataDir, id: `ID_${n}`, host: o.host, advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host, seed: [join(layout.imageDir, image)],
+    }).catch(async (err: unknown) => {
+      await running.close();
+      await fake?.close();
+      throw err;
+    });
+  }
+  const images = new ClientImages({ servers: [...(daemon ? [daemon.server] : []), ...configuredServers], localDir: layout.imageDir, log: logger });
+
+  const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false, images });
   await api.listen({ port: o.httpPort, host: o.host });
   const address = api.server.address();
   const port = typeof address === 'object' && address ? address.port : o.httpPort;
   const apiUrl = `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host}:${port}`;
 
-  const devnet: Devnet = { api: apiUrl, node_id: running.identity.nodeId, renter: { wallet: renter.address, seed }, image };
+  const devnet: Devnet = { api: apiUrl, node_id: running.identity.nodeId, renter: { wallet: renter.address, seed }, image, rentals: kind };
+  if (chainRpc) devnet.chain_rpc = chainRpc;
+  devnet.image_servers = images.registry.list();
   const file = join(o.dataDir, 'devnet.json');
   writeFileSync(`${file}.tmp`, JSON.stringify(devnet, null, 2) + '\n', { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -118,7 +183,10 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     close() {
       closing ??= (async () => {
         await api.close();
+        await images.close();
         await running.close();
+        await daemon?.stop();
+        await fake?.close();
         logger.flush();
       })();
       return closing;
@@ -137,6 +205,11 @@ function walkthrough(d: Devnet): string {
   return [
     `dbc up: GPU node ${d.node_id} ready; API ${d.api}; renter ${d.renter.wallet}`,
     `devnet written; every nonce below is single-use; fresh ones: dbc sign --seed ${d.renter.seed}`,
+    ...(d.rentals === 'chain-fake'
+      ? [`rentals from a fake DBC chain at ${d.chain_rpc![0]} (the renter holds a 30-day order)`, fakeChainHelp(d.chain_rpc![0]!, { machine: d.node_id, renter: d.renter.wallet })]
+      : d.rentals === 'chain'
+        ? [`rentals from the DBC chain (${d.chain_rpc!.join(', ')}): the machine id is the node id; rent it there first`]
+        : []),
     '',
     '# machine info (no auth)',
     curl('mining_nodes', body({}, {})),
@@ -146,12 +219,22 @@ function walkthrough(d: Devnet): string {
     curl('tasks', body({}, signed())),
     '# a session id for third parties (sign it with: dbc sign --seed <seed> --session-id <id>)',
     curl('mining_nodes/session_id', body({}, signed())),
+    ...(d.image_servers && d.image_servers.length > 0
+      ? [
+          `# image centres: ${d.image_servers.map((s) => `${s.id}=rsync://${s.host}:${s.port}/${s.module}`).join(' ')}; list one (no auth)`,
+          `curl -s -X POST ${d.api}/api/v1/images -d '${JSON.stringify({ peer_nodes_list: [], additional: { image_server: d.image_servers[0]!.id } })}'`,
+        ]
+      : []),
     '',
   ].join('\n');
 }
 
+function collectList(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 export function registerUp(program: Command): void {
-  program
+  const cmd = program
     .command('up')
     .description('run a whole network in one process: GPU node, HTTP API, local rental for a demo renter')
     .option('--data-dir <dir>', 'data directory', defaultDataDir())
@@ -161,25 +244,34 @@ export function registerUp(program: Command): void {
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
-    .action(async (opts: Record<string, string>) => {
-      const num = (k: string, min: number, max: number) => {
-        const n = Number(opts[k]);
-        if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be in [${min}, ${max}]`);
-        return n;
-      };
-      const up = await runUp({
-        dataDir: resolve(opts.dataDir!),
-        httpPort: num('httpPort', 0, 65535),
-        host: opts.host!,
-        image: opts.image,
-        shutdownTimeoutMs: num('shutdownTimeout', 1, 3600) * 1000,
-        sweepIntervalMs: num('expirySweep', 1, 86400) * 1000,
-        deleteGraceMs: num('deleteGrace', 0, 365 * 86400) * 1000,
-      });
-      const stop = () => {
-        up.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+    .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collectList, [])
+    .option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)')
+    .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, []);
+  addRentalOptions(cmd, { allowFake: true }).action(async (opts: Record<string, string> & { chainRpc?: string[]; chainTerminatingRental?: boolean }) => {
+    const num = (k: string, min: number, max: number) => {
+      const n = Number(opts[k]);
+      if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be in [${min}, ${max}]`);
+      return n;
+    };
+    const rentals = rentalsFromFlags(opts, { allowFake: true });
+    const up = await runUp({
+      dataDir: resolve(opts.dataDir!),
+      httpPort: num('httpPort', 0, 65535),
+      host: opts.host!,
+      image: opts.image,
+      shutdownTimeoutMs: num('shutdownTimeout', 1, 3600) * 1000,
+      sweepIntervalMs: num('expirySweep', 1, 86400) * 1000,
+      deleteGraceMs: num('deleteGrace', 0, 365 * 86400) * 1000,
+      rentals: rentals.kind,
+      chain: rentals.chain,
+      imageServers: opts.imageServer as unknown as string[],
+      localImageServer: (opts as unknown as { localImageServer?: boolean }).localImageServer !== false,
+      allowDirs: opts.allowDir as unknown as string[],
     });
+    const stop = () => {
+      up.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
 }

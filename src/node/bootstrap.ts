@@ -32,8 +32,11 @@ export interface NodeOptions {
   expiry?: Partial<ExpiryPolicy>;
   reconcileIntervalMs?: number;
   hypervisor?: Hypervisor;
-  rentals?: RentalSource;
+  /** who may use the machine: default the local registry; a factory gets the node id (the chain's machine id) */
+  rentals?: RentalSource | RentalSourceFactory;
 }
+
+export type RentalSourceFactory = (env: { nodeId: string; db: Db; logger: Logger }) => RentalSource;
 
 export interface NodeLayout {
   dbFile: string;
@@ -62,7 +65,10 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
   const identity = loadOrCreateNodeIdentity(opts.dataDir);
   const db = openDb(layout.dbFile);
   const auth = new Authenticator(db);
-  const rentals = opts.rentals ?? new LocalRentals(db);
+  const rentals =
+    typeof opts.rentals === 'function'
+      ? opts.rentals({ nodeId: identity.nodeId, db, logger: opts.logger })
+      : (opts.rentals ?? new LocalRentals(db));
   const inventory = new HostInventory({ dataDir: opts.dataDir });
   const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger });
   const engine = new TaskEngine(

@@ -8,9 +8,22 @@ import type { NodeReply, NodeRequest, RouteId } from '../protocol/types.js';
 import type { Caller, Handler, NodeContext } from './context.js';
 import { machineHandlers } from './handlers/machine.js';
 import { taskHandlers } from './handlers/tasks.js';
+import { diskHandlers } from './handlers/disk.js';
+import { snapshotHandlers } from './handlers/snapshot.js';
+import { imageHandlers } from './handlers/images.js';
+import { operationHandlers } from './handlers/operations.js';
 import type { Logger } from '../vm/engine.js';
+import { accountKeyHex } from '../auth/verify.js';
+import { RentalUnavailableError, type MachineStatus, type Rental, type RentalSource } from '../rental/types.js';
+import type { TaskRow } from '../store/tasks.js';
 
-const HANDLERS: Partial<Record<RouteId, Handler>> = { ...machineHandlers, ...taskHandlers };
+const HANDLERS: Partial<Record<RouteId, Handler>> = { ...machineHandlers, ...taskHandlers, ...diskHandlers, ...snapshotHandlers, ...imageHandlers, ...operationHandlers };
+
+/** committee verifiers' VMs: `vm_check_<unix seconds>` (original §6.1) */
+export const CHECK_VM_PREFIX = 'vm_check_';
+export const isCheckVm = (t: Pick<TaskRow, 'task_id'>): boolean => t.task_id.startsWith(CHECK_VM_PREFIX);
+/** routes the original refused to verifiers (Auth(N) = R, original §2.6: snapshot create/delete, disks, monitor, lan) */
+const RENTER_ONLY_ROUTE = /^(snapshot\.(create|delete)|disk\.|monitor|lan\.(create|delete))/;
 
 export interface ExpiryPolicy {
   /** how often rentals are checked for their end */
@@ -86,6 +99,7 @@ export class GpuNode {
   /** check_authority: who is calling, and do they rent this machine now? */
   private async authorize(spec: RouteSpec, req: NodeRequest): Promise<Caller | null> {
     if (spec.nodeAuth === 'none') return null;
+    if (this.ctx.rentals.machineStatus) return this.authorizeByStatus(spec, req, this.ctx.rentals);
     const identity = this.ctx.auth.authenticate(req.body, { allowSession: spec.nodeAuth === 'renter' });
     if (!identity) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
     const rental = await this.ctx.rentals.active(identity.account, this.ctx.now(), req.body.rent_order);
@@ -97,15 +111,103 @@ export class GpuNode {
     return { identity, rental };
   }
 
-  /** rentals that ended: stop their VMs, end their sessions, delete the VMs after the grace period */
+  /**
+   * The original's check_authority state machine for sources with a machine status (the chain):
+   * Verify → committee members inside a verify window (role verifier); Online → nobody; Rented → the renters of
+   * live orders (wallet, multisig account, or their sessions); unknown / unreachable → `query machine_status failed`.
+   * The signature is checked first, so anonymous requests cannot make the node query the chain.
+   */
+  private async authorizeByStatus(spec: RouteSpec, req: NodeRequest, rentals: RentalSource): Promise<Caller> {
+    const identity = this.ctx.auth.authenticate(req.body, { allowSession: spec.nodeAuth === 'renter' });
+    if (!identity) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+    const now = this.ctx.now();
+    const status = await this.guard(() => rentals.machineStatus!(now));
+    switch (status) {
+      case 'online':
+        this.dropCheckVms();
+        throw NodeErrors.checkAuthority(AuthFailures.notRented);
+      case 'verify': {
+        // only a committee member's own signature: sessions belong to renters
+        if (identity.kind === 'session') throw NodeErrors.checkAuthority(AuthFailures.nonceCheckFailed);
+        const rental = rentals.verifier ? await this.guard(() => rentals.verifier!(identity.account, now)) : null;
+        if (!rental) throw NodeErrors.checkAuthority(AuthFailures.notInVerifyTime);
+        this.dropCheckVms(identity.account);
+        if (spec.nodeAuth === 'wallet') throw NodeErrors.noSessionId();
+        if (RENTER_ONLY_ROUTE.test(spec.id)) throw NodeErrors.checkAuthority(AuthFailures.verifierNotAllowed);
+        return { identity, rental: { ...rental, role: 'verifier' } };
+      }
+      case 'rented': {
+        this.dropCheckVms();
+        const rental = await this.guard(() => rentals.active(identity.account, now, req.body.rent_order));
+        if (!rental) {
+          throw NodeErrors.checkAuthority(identity.kind === 'session' ? AuthFailures.expired : AuthFailures.walletNotRented);
+        }
+        if (identity.kind !== 'session') this.ctx.auth.sessions.getOrCreate(identity.account, identity.signers);
+        return { identity, rental: { ...rental, role: 'renter' } };
+      }
+      default:
+        throw NodeErrors.checkAuthority(AuthFailures.queryStatusFailed);
+    }
+  }
+
+  /** a source that cannot answer (chain unreachable past the outage grace) refuses with the original's text + why */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof RentalUnavailableError) throw NodeErrors.checkAuthority(AuthFailures.chainUnavailable(err.message));
+      throw err;
+    }
+  }
+
+  /** delete committee VMs (`vm_check_*`), except those of `keep` (the verifier now at work), as the original did */
+  private dropCheckVms(keep?: string): void {
+    const keepKey = keep === undefined ? undefined : (accountKeyHex(keep) ?? keep);
+    for (const t of this.ctx.engine.all()) {
+      if (!isCheckVm(t) || t.status === 'deleting' || this.ctx.engine.isBusy(t.task_id)) continue;
+      if (keepKey !== undefined && (accountKeyHex(t.wallet) ?? t.wallet) === keepKey) continue;
+      try {
+        this.ctx.engine.remove(t);
+        this.log.info({ task_id: t.task_id, wallet: t.wallet }, 'committee check VM deleted');
+      } catch (err) {
+        this.log.warn({ err, task_id: t.task_id }, 'could not delete a committee check VM');
+      }
+    }
+  }
+
+  /**
+   * rentals that ended: stop their VMs, end their sessions, delete the VMs after the grace period. With a machine
+   * status (chain) as the original's prune: Verify → renter VMs stop; Online/Rented → committee VMs are deleted;
+   * unknown status, or a source that cannot answer from fresh data (chain outage) → nothing is touched.
+   */
   async sweepRentals(): Promise<void> {
     const now = this.ctx.now();
-    const rentals = await this.ctx.rentals.known();
+    const source = this.ctx.rentals;
+    let status: MachineStatus = 'rented';
+    let rentals: Rental[];
+    try {
+      if (source.freshMachineStatus) status = await source.freshMachineStatus(now);
+      else if (source.machineStatus) status = await source.machineStatus(now);
+      if (status === 'unknown') {
+        this.log.warn({}, 'rental sweep skipped: machine status unknown');
+        return;
+      }
+      rentals = status === 'verify' ? [] : await source.known(now);
+    } catch (err) {
+      if (err instanceof RentalUnavailableError) {
+        this.log.warn({ reason: err.message }, 'rental sweep skipped: rental source unavailable');
+        return;
+      }
+      throw err;
+    }
+    if (status !== 'verify') this.dropCheckVms();
+    // the chain names renters in its own SS58 spelling: compare public keys there; the local registry by text
+    const key = source.kind === 'chain' ? (a: string) => accountKeyHex(a) ?? a : (a: string) => a;
     const activeAccounts = new Set<string>();
-    for (const r of rentals) if (r.untilMs > now) activeAccounts.add(r.account);
-    const owners = new Set(this.ctx.engine.all().map((t) => t.wallet));
+    for (const r of rentals) if (r.untilMs > now) activeAccounts.add(key(r.account));
+    const owners = new Set(this.ctx.engine.all().filter((t) => !isCheckVm(t)).map((t) => t.wallet));
     for (const account of owners) {
-      if (activeAccounts.has(account)) {
+      if (activeAccounts.has(key(account))) {
         this.ctx.engine.clearExpiry(account);
         continue;
       }

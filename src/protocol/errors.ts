@@ -60,6 +60,8 @@ export const ClientErrors = {
     new DbcError('DBC_ERR_NODE_REQUEST', E_TIMEOUT, `${op} failed: ${detail}`, 500),
   responseParse: () => new DbcError('DBC_ERR_RESPONSE_PARSE', E_TIMEOUT, 'response parse error', 500),
   imageServerNotExist: () => new DbcError('DBC_ERR_IMAGE_SERVER', RPC_INVALID_PARAMS, 'image_server not exist', 400),
+  /** ours: a route that needs an image centre got none (the original failed later, on the node: `no image_server`) */
+  noImageServer: () => new DbcError('DBC_ERR_IMAGE_SERVER', RPC_INVALID_PARAMS, 'no image_server', 400),
   headOrTailInvalid: () =>
     new DbcError('DBC_ERR_LOG_FLAG', RPC_INVALID_PARAMS, 'head_or_tail is invalid"', 400), // sic: trailing quote
   invalidLineNum: () => new DbcError('DBC_ERR_LOG_LINES', RPC_INVALID_PARAMS, 'invalid line num', 400),
@@ -95,6 +97,8 @@ export const NodeErrors = {
   customPortConflict: (port: number) =>
     new DbcError('DBC_ERR_PORT_IN_USE', E_DEFAULT, `port conflict, exist custom_port = ${port}`, 200),
   gpuCountInvalid: () => new DbcError('DBC_ERR_GPU', E_DEFAULT, 'gpu_count is invalid (usage: gpu_count >= 0)', 200),
+  /** per-GPU chain order on a bigger machine: gpu_count must be the order's GPU count (TM:783-832) */
+  gpuExactLease: () => new DbcError('DBC_ERR_GPU', E_DEFAULT, 'only use the number what you exactly rented', 200),
   gpuExceedsLease: () => new DbcError('DBC_ERR_GPU', E_DEFAULT, 'gpu_count exceeds number of leases', 200),
   gpuNotAvailable: (want: number, have: number) =>
     new DbcError('DBC_ERR_GPU', E_DEFAULT, `allocate gpu failed: ${want} requested, ${have} available for passthrough on this host`, 200),
@@ -126,6 +130,56 @@ export const NodeErrors = {
   internal: (detail: string) => new DbcError('DBC_ERR_INTERNAL', E_DEFAULT, detail, 200),
 };
 
+// --- disks, snapshots, images (original §8-10); node-side, HTTP 200 with errcode -3. Texts of the original where it
+// had one; `(ours)` where it failed silently or had none.
+const storageErr = (message: string) => new DbcError('DBC_ERR_STORAGE', E_DEFAULT, message, 200);
+export const StorageErrors = {
+  pxeNoDisk: () => storageErr('pxe not support disk'),
+  pxeNoSnapshot: () => storageErr('pxe not support snapshot'),
+  diskEmpty: () => storageErr("'disk' is empty"),
+  diskInvalid: () => storageErr("'disk' is invalid (usage: vdb .. vdz)"), // ours
+  diskNotExist: (disk: string) => storageErr(`disk:${disk} is not exist`), // ours
+  sizeInvalid: () => storageErr("'size' is invalid"),
+  /** ours: the size is an increment; zero or negative would shrink */
+  noShrink: () => storageErr("'size' is invalid: disks only grow; size is the number of GB to add"),
+  closeFirst: () => storageErr('please close task first and try again'),
+  deleteVda: () => storageErr("can not allowed to delete disk:'vda'"),
+  noDiskName: () => storageErr('no free disk name (vdz is the last)'), // ours
+  mountDirInvalid: (dir: string) => storageErr(`mount_dir:${dir} is invalid`), // ours
+  mountDirNotAllowed: (dir: string) => storageErr(`mount_dir:${dir} is not allowed on this node`), // ours
+  mountDirNotExist: (dir: string) => storageErr(`mount_dir:${dir} is not exist`),
+  mountDirNoSpace: (dir: string) => storageErr(`mount directory:${dir} have no enough space`),
+  snapshotNameEmpty: () => storageErr("'snapshot_name' is empty"),
+  snapshotNameInvalid: () => storageErr("'snapshot_name' is invalid (usage: letters, digits, '.', '_', '-'; at most 64)"), // ours
+  snapshotExists: (name: string) => storageErr(`snapshot_name:${name} already exist`), // ours
+  snapshotNotExist: () => storageErr('snapshot_name not exist'),
+  snapshotNotExistNamed: (name: string) => storageErr(`${name} not exist`),
+  noBaseImage: () => storageErr('vda has no base image (backing file)'), // ours
+  noSpace: (dir: string, needBytes: number, freeBytes: number) =>
+    storageErr(`${dir} have no enough space (need ${needBytes} bytes, free ${freeBytes} bytes)`),
+  noImageServer: () => storageErr('no image_server'),
+  imageServerInvalid: () => storageErr('image_server is invalid'),
+  imageFilenameEmpty: () => storageErr('additional no image_filename'),
+  imageFilenameInvalid: () =>
+    storageErr("image_filename is invalid (usage: letters, digits, '.', '_', '-', at most 128, ending in .qcow2)"), // ours
+  localDirEmpty: () => storageErr('additional no local_dir'),
+  localDirInvalid: (dir: string) => storageErr(`local_dir:${dir} is invalid`), // ours
+  localDirNotAllowed: (dir: string) => storageErr(`local_dir:${dir} is not allowed on this node`), // ours
+  localDirNotExist: (dir: string) => storageErr(`local_dir:${dir} is not exist`), // ours
+  remoteNotExist: (file: string) => storageErr(`image:${file} not exist`),
+  inDownloading: (file: string) => storageErr(`image:${file} in downloading`),
+  inUploading: (file: string) => storageErr(`image:${file} in uploading`),
+  notInDownloading: (file: string) => storageErr(`image:${file} is not in downloading`), // ours
+  notInUploading: (file: string) => storageErr(`image:${file} is not in uploading`), // ours
+  fileNotExist: (file: string) => storageErr(`image file:${file} is not exist`),
+  fileExists: (file: string) => storageErr(`image file:${file} already exist`), // ours
+  inTransfer: () => storageErr('image file is in downloading or uploading, please try again later'),
+  inUse: (file: string, by: string) => storageErr(`image file:${file} is in use by ${by}`), // ours
+  notYours: (file: string) => storageErr(`image file:${file} was not downloaded by this renter`), // ours
+  listFailed: (detail: string) => storageErr(`list image_server failed: ${detail}`), // ours
+  uploadFailed: (detail: string) => storageErr(`upload to image_server failed: ${detail}`), // ours
+};
+
 // Texts of check_authority failures (sent as `check authority failed: <text>`)
 export const AuthFailures = {
   nonceCheckFailed: 'nonce check failed',
@@ -143,6 +197,10 @@ export const AuthFailures = {
   multisigSignItemEmpty: 'multisig sign wallet, nonce or sign is empty',
   multisigSignWalletNotFound: (wallet: string) => `multisig sign_wallet ${wallet} not found in wallets`,
   multisigTooFewSigners: 'multisig distinct signers fewer than threshold',
+  /** ours: the original's text plus why (chain unreachable longer than the outage grace) */
+  chainUnavailable: (detail: string) => `query machine_status failed: ${detail}`,
+  /** ours: a committee verifier on a renter-only route (the original refused these without a text of its own) */
+  verifierNotAllowed: 'verifier can not use this route',
 } as const;
 
 export function toEnvelope(err: unknown): { status: number; body: { errcode: number; message: string } } {

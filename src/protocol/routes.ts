@@ -2,7 +2,11 @@
 // (original §2.4/§2.6) and `op` for the timeout text; the GPU node uses `nodeAuth` and `additional`.
 import type { TSchema } from '@sinclair/typebox';
 import type { RouteId } from './types.js';
-import { CreateTaskAdditional, EmptyAdditional, ModifyTaskAdditional, PasswdAdditional } from './schemas.js';
+import {
+  CreateTaskAdditional, DiskAddAdditional, DiskDeleteAdditional, DiskResizeAdditional, EmptyAdditional, ImageDownloadAdditional,
+  ImageFileAdditional, ImagesListAdditional, ImageUploadAdditional, ModifyTaskAdditional, OperationsListAdditional, PasswdAdditional,
+  SnapshotCreateAdditional,
+} from './schemas.js';
 
 /**
  * clientAuth: what the client gateway requires before relaying
@@ -96,5 +100,75 @@ export const ROUTES: Record<RouteId, RouteSpec> = {
   'operations.get': {
     id: 'operations.get', path: '/api/v1/operations/{operation_id}', summary: 'state and progress of a long operation',
     clientAuth: 'session', nodeAuth: 'renter', op: 'query operation', additional: EmptyAdditional,
+  },
+  'operations.list': {
+    id: 'operations.list', path: '/api/v1/operations', summary: "the caller's recent operations (additional.task_id: one task's)",
+    clientAuth: 'session', nodeAuth: 'renter', op: 'list operations', additional: OperationsListAdditional,
+  },
+  // --- images (original §10). The node answers `images` without credentials; with them it adds the caller's snapshots.
+  'images.list': {
+    id: 'images.list', path: '/api/v1/images',
+    summary: "images: empty peer_nodes_list + image_server = that centre's list (the client asks it); a node id = the node's images",
+    clientAuth: 'none', nodeAuth: 'none', op: 'list images', additional: ImagesListAdditional,
+  },
+  'images.download': {
+    id: 'images.download', path: '/api/v1/images/download', summary: 'image centre -> GPU node (rsync, resumable); answers at once',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'download image', additional: ImageDownloadAdditional,
+  },
+  'images.download_progress': {
+    id: 'images.download_progress', path: '/api/v1/images/downloadprogress', summary: 'status, percent and bytes of a download',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'query download image progress', additional: ImageFileAdditional,
+  },
+  'images.download_stop': {
+    id: 'images.download_stop', path: '/api/v1/images/download_stop', summary: 'stop a download (the partial file is kept; download again to resume)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'stop download image', additional: ImageFileAdditional,
+  },
+  'images.upload': {
+    id: 'images.upload', path: '/api/v1/images/upload',
+    summary: 'GPU node (or, with an empty peer_nodes_list, the client host) -> image centre; answers at once',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'upload image', additional: ImageUploadAdditional,
+  },
+  'images.upload_progress': {
+    id: 'images.upload_progress', path: '/api/v1/images/uploadprogress', summary: 'status, percent and bytes of an upload',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'query upload image progress', additional: ImageFileAdditional,
+  },
+  'images.upload_stop': {
+    id: 'images.upload_stop', path: '/api/v1/images/upload_stop', summary: 'stop an upload (upload again to resume)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'stop upload image', additional: ImageFileAdditional,
+  },
+  'images.delete': {
+    id: 'images.delete', path: '/api/v1/images/delete', summary: 'delete an image of the node (refused while a VM or a transfer uses it)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'delete image', additional: ImageFileAdditional,
+  },
+  // --- snapshots (original §9)
+  'snapshot.list': {
+    id: 'snapshot.list', path: '/api/v1/snapshot/list/{task_id}', summary: "a VM's snapshots; /snapshot/list/<task_id>/<snapshot_name> for one",
+    clientAuth: 'session', nodeAuth: 'renter', op: 'list snapshot', additional: EmptyAdditional, task: true,
+  },
+  'snapshot.create': {
+    id: 'snapshot.create', path: '/api/v1/snapshot/create/{task_id}',
+    summary: 'incremental qcow2 of vda against its base image, uploaded to the image centre (VM shut off); answers at once',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'create snapshot', additional: SnapshotCreateAdditional, task: true,
+  },
+  'snapshot.delete': {
+    id: 'snapshot.delete', path: '/api/v1/snapshot/delete/{task_id}/{snapshot_name}', summary: 'delete the local snapshot (the image centre keeps its copy)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'delete snapshot', additional: EmptyAdditional, task: true,
+  },
+  // --- disks (original §8)
+  'disk.list': {
+    id: 'disk.list', path: '/api/v1/disk/list/{task_id}', summary: "a VM's disks [{name, file, size}]",
+    clientAuth: 'session', nodeAuth: 'renter', op: 'list disk', additional: EmptyAdditional, task: true,
+  },
+  'disk.resize': {
+    id: 'disk.resize', path: '/api/v1/disk/resize/{task_id}', summary: 'grow a disk by `size` GB (online when the VM runs)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'resize disk', additional: DiskResizeAdditional, task: true,
+  },
+  'disk.add': {
+    id: 'disk.add', path: '/api/v1/disk/add/{task_id}', summary: 'add a data disk (hot-added when the VM runs)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'add disk', additional: DiskAddAdditional, task: true,
+  },
+  'disk.delete': {
+    id: 'disk.delete', path: '/api/v1/disk/delete/{task_id}', summary: 'delete a data disk and its file (VM shut off)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'delete disk', additional: DiskDeleteAdditional, task: true,
   },
 };

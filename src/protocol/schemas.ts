@@ -58,6 +58,71 @@ export const PasswdAdditional = Type.Object(
   { additionalProperties: true, description: 'tasks/passwd/<task_id>' },
 );
 
+// --- storage (disks, snapshots, images; original §8-10). Numbers may come as JSON numbers or digit strings.
+const Num = (description: string) => Type.Optional(Type.Union([Type.Number(), Type.String()], { description }));
+
+export const DiskResizeAdditional = Type.Object(
+  {
+    disk: Type.Optional(Type.String({ description: "disk name, e.g. 'vdb' (vda allowed)" })),
+    size: Num('GB to ADD to the disk (an increment, as the original; > 0: disks never shrink)'),
+  },
+  { additionalProperties: true, description: 'disk/resize/<task_id>: grow a disk; online (block_resize) when the VM runs' },
+);
+
+export const DiskAddAdditional = Type.Object(
+  {
+    size: Num('size of the new disk in GB (> 0)'),
+    mount_dir: Type.Optional(Type.String({ description: "host directory for the disk file: '/data' (default) = the node's image directory, other values only inside directories the operator allows" })),
+  },
+  { additionalProperties: true, description: 'disk/add/<task_id>: a new qcow2 disk vdX; hot-added over QMP when the VM runs' },
+);
+
+export const DiskDeleteAdditional = Type.Object(
+  { disk: Type.Optional(Type.String({ description: "disk name, e.g. 'vdc' (never vda)" })) },
+  { additionalProperties: true, description: 'disk/delete/<task_id> (VM shut off)' },
+);
+
+export const SnapshotCreateAdditional = Type.Object(
+  {
+    snapshot_name: Type.Optional(Type.String({ description: 'letters, digits, . _ - (at most 64)' })),
+    desc: Type.Optional(Type.String({ description: 'free text' })),
+    image_server: Type.Optional(Type.String({ description: 'image centre ID from the client configuration, e.g. ID_1' })),
+  },
+  { additionalProperties: true, description: 'snapshot/create/<task_id> (VM shut off): incremental qcow2 of vda, uploaded to the image centre' },
+);
+
+export const ImagesListAdditional = Type.Object(
+  { image_server: Type.Optional(Type.String({ description: "image centre ID; with an empty peer_nodes_list: that centre's list" })) },
+  { additionalProperties: true, description: 'images' },
+);
+
+export const ImageDownloadAdditional = Type.Object(
+  {
+    image_server: Type.Optional(Type.String({ description: 'image centre ID (required)' })),
+    image_filename: Type.Optional(Type.String({ description: 'x.qcow2 as listed by the image centre (required)' })),
+    local_dir: Type.Optional(Type.String({ description: "'/data' = the node's image directory (other values only inside directories the operator allows)" })),
+  },
+  { additionalProperties: true, description: 'images/download' },
+);
+
+export const ImageUploadAdditional = Type.Object(
+  {
+    image_server: Type.Optional(Type.String({ description: 'image centre ID (required)' })),
+    image_filename: Type.Optional(Type.String({ description: "x.qcow2 in the image directory ('/data/x.qcow2' accepted)" })),
+  },
+  { additionalProperties: true, description: 'images/upload' },
+);
+
+export const ImageFileAdditional = Type.Object(
+  { image_filename: Type.Optional(Type.String({ description: 'x.qcow2' })) },
+  { additionalProperties: true, description: 'image_filename' },
+);
+
+export const OperationsListAdditional = Type.Object(
+  { task_id: Type.Optional(Type.String({ description: "only this task's operations" })) },
+  { additionalProperties: true, description: 'operations' },
+);
+
 export const EmptyAdditional = Type.Object({}, { additionalProperties: true, description: 'no parameters' });
 
 export const MultisigAccountsSchema = Type.Object({

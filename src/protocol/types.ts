@@ -44,7 +44,31 @@ export type RouteId =
   | 'tasks.logs'
   | 'tasks.modify'
   | 'tasks.passwd'
-  | 'operations.get';
+  | 'operations.get'
+  | 'operations.list'
+  | 'images.list'
+  | 'images.download'
+  | 'images.download_progress'
+  | 'images.download_stop'
+  | 'images.upload'
+  | 'images.upload_progress'
+  | 'images.upload_stop'
+  | 'images.delete'
+  | 'snapshot.list'
+  | 'snapshot.create'
+  | 'snapshot.delete'
+  | 'disk.list'
+  | 'disk.resize'
+  | 'disk.add'
+  | 'disk.delete';
+
+/** An rsync image centre (the original's `image_server=ID,host,port,module`). */
+export interface ImageServerSpec {
+  id: string;
+  host: string;
+  port: number;
+  module: string;
+}
 
 /** One request as the GPU node receives it, whatever the transport (in-process or libp2p). */
 export interface NodeRequest {
@@ -54,6 +78,12 @@ export interface NodeRequest {
   /** query string pairs (no URL-decoding, as the original) */
   query: Record<string, string>;
   body: DbcBody;
+  /**
+   * The image centre named by `additional.image_server`, resolved by the client from its own configuration (the
+   * original shipped the full `id,ip,port,module` string in the thrift field `image_server`). Absent when the
+   * request named none.
+   */
+  image_server?: ImageServerSpec;
 }
 
 /** The GPU node's answer: passed through verbatim by the client with HTTP 200. */
@@ -64,11 +94,23 @@ export interface NodeReply {
   operation_id?: string;
 }
 
-/** How the client reaches a GPU node (in-process for `dbc up`, libp2p later). */
+/** One entry of /peers/active or /peers/global. */
+export interface PeerEntry {
+  /** the GPU node's node_id when a verified binding names this peer, else the libp2p peer id */
+  node_id: string;
+  /** "ip:port" as the original printed it */
+  addr: string;
+  /** ours: the libp2p peer id */
+  peer_id?: string;
+}
+
+/** How the client reaches a GPU node (in-process for `dbc up`, libp2p for `dbc client`). */
 export interface NodeTransport {
   /** the node ids this transport can reach right now */
   knownNodes(): Array<{ node_id: string; name: string; version: string }>;
   request(nodeId: string, req: NodeRequest, opts?: { timeoutMs?: number }): Promise<NodeReply>;
+  /** /peers/active (connected peers) and /peers/global (known peers); absent: both lists are empty */
+  peers?(kind: 'active' | 'global'): Promise<PeerEntry[]>;
 }
 
 export const DBC_VERSION = '0.4.1.8';

@@ -97,6 +97,52 @@ export const MIGRATIONS: Array<{ version: number; name: string; sql: string }> =
       );
     `,
   },
+  {
+    version: 2,
+    name: 'storage',
+    sql: `
+      -- snapshots of a VM's vda (original §9): an incremental qcow2 against the base image, uploaded to an image centre
+      CREATE TABLE snapshots (
+        task_id      TEXT NOT NULL,
+        name         TEXT NOT NULL,               -- snapshot_name
+        wallet       TEXT NOT NULL,
+        description  TEXT NOT NULL DEFAULT '',
+        file         TEXT NOT NULL,               -- local qcow2 (DIR/vms/<task_id>/snapshots/<image_name>)
+        image_name   TEXT NOT NULL,               -- file name on the image centre = image_name for tasks/start
+        base_image   TEXT NOT NULL,               -- backing file name (in the image directory)
+        image_server TEXT NOT NULL DEFAULT '',    -- "ID,host,port,module"
+        status       TEXT NOT NULL,               -- creating | uploading | none | failed
+        error        TEXT NOT NULL DEFAULT '',
+        size_bytes   INTEGER NOT NULL DEFAULT 0,
+        operation_id TEXT NOT NULL DEFAULT '',
+        create_time  TEXT NOT NULL,               -- 'YYYY-mm-dd HH:MM:SS' local time
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (task_id, name)
+      );
+
+      -- rsync transfers between this host and image centres (original §10); resumable
+      CREATE TABLE transfers (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,                -- download | upload
+        file        TEXT NOT NULL,                -- image file name (as on the image centre)
+        local_path  TEXT NOT NULL,                -- download target / upload source
+        server      TEXT NOT NULL,                -- "ID,host,port,module"
+        wallet      TEXT NOT NULL DEFAULT '',
+        owner       TEXT NOT NULL DEFAULT '',     -- '' or 'snapshot:<task_id>/<name>'
+        operation_id TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL,                -- running | stopped | interrupted | done | failed
+        total_bytes INTEGER NOT NULL DEFAULT 0,
+        done_bytes  INTEGER NOT NULL DEFAULT 0,
+        error       TEXT NOT NULL DEFAULT '',
+        pid         INTEGER NOT NULL DEFAULT 0,   -- the rsync process while running (killed if orphaned)
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+      );
+      CREATE INDEX transfers_file ON transfers(kind, file);
+      CREATE INDEX operations_wallet ON operations(wallet, created_at);
+    `,
+  },
 ];
 
 export function openDb(file: string): Db {

@@ -50,7 +50,7 @@ export interface OperationRow {
   task_id: string;
   wallet: string;
   kind: string;
-  status: 'pending' | 'running' | 'done' | 'failed';
+  status: 'pending' | 'running' | 'done' | 'failed' | 'stopped';
   progress: number;
   stage: string;
   error: string;
@@ -58,7 +58,56 @@ export interface OperationRow {
   updated_at: number;
 }
 
-export class TaskStore {
+export interface SnapshotRow {
+  task_id: string;
+  name: string;
+  wallet: string;
+  description: string;
+  file: string;
+  image_name: string;
+  base_image: string;
+  image_server: string;
+  status: 'creating' | 'uploading' | 'none' | 'failed';
+  error: string;
+  size_bytes: number;
+  operation_id: string;
+  create_time: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export type TransferStatus = 'running' | 'stopped' | 'interrupted' | 'done' | 'failed';
+
+export interface TransferRow {
+  id: string;
+  kind: 'download' | 'upload';
+  file: string;
+  local_path: string;
+  server: string;
+  wallet: string;
+  owner: string;
+  operation_id: string;
+  status: TransferStatus;
+  total_bytes: number;
+  done_bytes: number;
+  error: string;
+  pid: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** what the image transfer manager persists (TaskStore on a node; an in-memory map on a client) */
+export interface TransferRepo {
+  insertTransfer(row: TransferRow): void;
+  updateTransfer(id: string, changes: Partial<Omit<TransferRow, 'id' | 'created_at' | 'updated_at'>>): void;
+  transfer(id: string): TransferRow | undefined;
+  /** newest first */
+  transfersOf(kind: TransferRow['kind'], file: string): TransferRow[];
+  transfersWithStatus(status: TransferStatus): TransferRow[];
+  deleteTransfer(id: string): void;
+}
+
+export class TaskStore implements TransferRepo {
   private readonly stmts;
 
   constructor(private readonly db: Db) {
@@ -108,6 +157,7 @@ export class TaskStore {
 
   remove(taskId: string): void {
     this.db.transaction(() => {
+      this.db.prepare('DELETE FROM snapshots WHERE task_id = ?').run(taskId);
       this.db.prepare('DELETE FROM disks WHERE task_id = ?').run(taskId);
       this.db.prepare('DELETE FROM tasks WHERE task_id = ?').run(taskId);
     })();
@@ -148,6 +198,97 @@ export class TaskStore {
 
   operationsOfTask(taskId: string): OperationRow[] {
     return this.stmts.opsOfTask.all(taskId) as OperationRow[];
+  }
+
+  /** newest first; one task's when taskId is given */
+  operationsOfWallet(wallet: string, taskId?: string, limit = 50): OperationRow[] {
+    if (taskId !== undefined) {
+      return this.db
+        .prepare('SELECT * FROM operations WHERE wallet = ? AND task_id = ? ORDER BY created_at DESC LIMIT ?')
+        .all(wallet, taskId, limit) as OperationRow[];
+    }
+    return this.db.prepare('SELECT * FROM operations WHERE wallet = ? ORDER BY created_at DESC LIMIT ?').all(wallet, limit) as OperationRow[];
+  }
+
+  // --- disks (disk/add, disk/resize, disk/delete) -------------------------------------------------------
+  addDisk(d: DiskRow): void {
+    this.db
+      .prepare('INSERT INTO disks (task_id, name, path, size_gb, kind, owned) VALUES (@task_id, @name, @path, @size_gb, @kind, @owned)')
+      .run(d);
+  }
+
+  updateDisk(taskId: string, name: string, changes: Partial<Pick<DiskRow, 'size_gb' | 'path'>>): void {
+    const cols = Object.keys(changes);
+    if (cols.length === 0) return;
+    this.db
+      .prepare(`UPDATE disks SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE task_id = @__id AND name = @__name`)
+      .run({ ...changes, __id: taskId, __name: name });
+  }
+
+  removeDisk(taskId: string, name: string): void {
+    this.db.prepare('DELETE FROM disks WHERE task_id = ? AND name = ?').run(taskId, name);
+  }
+
+  // --- snapshots ---------------------------------------------------------------------------------------------
+  snapshots(taskId: string): SnapshotRow[] {
+    return this.db.prepare('SELECT * FROM snapshots WHERE task_id = ? ORDER BY created_at').all(taskId) as SnapshotRow[];
+  }
+
+  allSnapshots(): SnapshotRow[] {
+    return this.db.prepare('SELECT * FROM snapshots ORDER BY created_at').all() as SnapshotRow[];
+  }
+
+  snapshot(taskId: string, name: string): SnapshotRow | undefined {
+    return this.db.prepare('SELECT * FROM snapshots WHERE task_id = ? AND name = ?').get(taskId, name) as SnapshotRow | undefined;
+  }
+
+  insertSnapshot(row: SnapshotRow): void {
+    const cols = Object.keys(row);
+    this.db.prepare(`INSERT INTO snapshots (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
+  }
+
+  updateSnapshot(taskId: string, name: string, changes: Partial<Omit<SnapshotRow, 'task_id' | 'name' | 'created_at' | 'updated_at'>>): void {
+    const cols = Object.keys(changes);
+    if (cols.length === 0) return;
+    this.db
+      .prepare(`UPDATE snapshots SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @__now WHERE task_id = @__id AND name = @__name`)
+      .run({ ...changes, __now: Date.now(), __id: taskId, __name: name });
+  }
+
+  removeSnapshot(taskId: string, name: string): void {
+    this.db.prepare('DELETE FROM snapshots WHERE task_id = ? AND name = ?').run(taskId, name);
+  }
+
+  // --- image transfers ---------------------------------------------------------------------------------------
+  insertTransfer(row: TransferRow): void {
+    const cols = Object.keys(row);
+    this.db.prepare(`INSERT INTO transfers (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
+  }
+
+  updateTransfer(id: string, changes: Partial<Omit<TransferRow, 'id' | 'created_at' | 'updated_at'>>): void {
+    const cols = Object.keys(changes);
+    if (cols.length === 0) return;
+    this.db
+      .prepare(`UPDATE transfers SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @__now WHERE id = @__id`)
+      .run({ ...changes, __now: Date.now(), __id: id });
+  }
+
+  transfer(id: string): TransferRow | undefined {
+    return this.db.prepare('SELECT * FROM transfers WHERE id = ?').get(id) as TransferRow | undefined;
+  }
+
+  transfersOf(kind: TransferRow['kind'], file: string): TransferRow[] {
+    return this.db
+      .prepare('SELECT * FROM transfers WHERE kind = ? AND file = ? ORDER BY created_at DESC, rowid DESC')
+      .all(kind, file) as TransferRow[];
+  }
+
+  transfersWithStatus(status: TransferStatus): TransferRow[] {
+    return this.db.prepare('SELECT * FROM transfers WHERE status = ? ORDER BY created_at').all(status) as TransferRow[];
+  }
+
+  deleteTransfer(id: string): void {
+    this.db.prepare('DELETE FROM transfers WHERE id = ?').run(id);
   }
 
   /** operations left pending/running by a daemon that died */

@@ -12,6 +12,8 @@ import { expandForwards, hostPorts, parseCustomPorts, type PortMapping } from '.
 import { isHostPortFree } from '../net/port-probe.js';
 import * as qemuImg from '../storage/qemu-img.js';
 import { writeNoCloudSeed } from '../storage/seed.js';
+import type { SideOpResult, StorageHost } from '../storage/host.js';
+import { StorageService, type StorageOptions } from '../storage/service.js';
 import { generatePassword, localTimestamp, randomBase58 } from '../util/format.js';
 
 export interface Logger {
@@ -42,6 +44,8 @@ export interface EngineConfig {
   passthroughGpus: () => Promise<string[]>;
   /** reconciler period */
   reconcileIntervalMs?: number;
+  /** disks, snapshots, images (issue 4): allowed directories, rsync bandwidth limit */
+  storage?: StorageOptions;
 }
 
 const MARK_TRANSIENT = new Set([
@@ -63,13 +67,17 @@ export class TaskEngine {
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** disks, snapshots, image directory and transfers (storage/service.ts) */
+  readonly storage: StorageService;
 
   constructor(
     private readonly store: TaskStore,
     private readonly hv: Hypervisor,
     private readonly config: EngineConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.storage = new StorageService(this.storageHost(), config.storage);
+  }
 
   // --- lifecycle of the engine ------------------------------------------------------------------------
 
@@ -78,6 +86,7 @@ export class TaskEngine {
     mkdirSync(this.config.imageDir, { recursive: true });
     this.hv.onExit((exit) => this.onVmExit(exit.taskId, exit.reason));
     await this.reconcile(true);
+    await this.storage.init();
     const every = this.config.reconcileIntervalMs ?? 15_000;
     this.timer = setInterval(() => {
       this.reconcile(false).catch((err) => this.log.error({ err }, 'reconcile failed'));
@@ -90,6 +99,7 @@ export class TaskEngine {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await Promise.allSettled([...this.inFlight.values()]);
+    await this.storage.close();
     await this.hv.detachAll();
   }
 
@@ -598,7 +608,7 @@ export class TaskEngine {
     rmSync(tmp, { force: true });
     await writeNoCloudSeed(tmp, {
       instanceId: task.task_id,
-      hostname: `dbc-${task.task_id.slice(0, 12)}`,
+      hostname: `dbc-${task.task_id.slice(0, 12).replace(/[^A-Za-z0-9-]/g, "-")}`,
       user: task.login_user === 'Administrator' ? 'administrator' : task.login_user,
       password: task.login_password,
     });
@@ -759,6 +769,56 @@ export class TaskEngine {
         this.log.warn({ task_id: dir }, 'removed leftovers of a deleted task');
       }
     }
+  }
+
+  // --- storage operations (disks, snapshots; issue 4) -------------------------------------------------------
+
+  private storageHost(): StorageHost {
+    return {
+      store: this.store,
+      hv: this.hv,
+      imageDir: this.config.imageDir,
+      log: this.log,
+      taskDir: (taskId) => this.taskDir(taskId),
+      isBusy: (taskId) => this.inFlight.has(taskId),
+      isTransient: (status) => MARK_TRANSIENT.has(status),
+      sideOp: (task, kind, work, lock) => this.sideOp(task, kind, work, lock),
+    };
+  }
+
+  /**
+   * An operation that leaves the task's status alone (disk and snapshot work). With `lock` it holds the task's
+   * operation slot, so no power action, delete or other locked storage work runs meanwhile.
+   */
+  private sideOp(
+    task: TaskRow,
+    kind: string,
+    work: (op: OperationRow) => Promise<SideOpResult>,
+    lock: boolean,
+  ): { id: string; done: Promise<void> } {
+    const id = task.task_id;
+    if (lock && (this.inFlight.has(id) || MARK_TRANSIENT.has(task.status))) throw NodeErrors.taskBusy(task.status);
+    const op = this.store.createOperation({ id: randomUUID(), task_id: id, wallet: task.wallet, kind, status: 'running' });
+    const done = (async () => {
+      try {
+        const r = await work(op);
+        if (r.finished === false) this.store.updateOperation(op.id, { stage: r.stage });
+        else this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: r.stage });
+        this.log.info({ task_id: id, op: kind, stage: r.stage }, 'storage operation');
+      } catch (err) {
+        const text = err instanceof Error ? err.message : String(err);
+        this.log.warn({ task_id: id, op: kind, err: text }, 'storage operation failed');
+        this.store.updateOperation(op.id, { status: 'failed', error: text.slice(0, 2000) });
+        throw err;
+      }
+    })();
+    if (lock) {
+      const tracked = done.catch(() => undefined).finally(() => {
+        if (this.inFlight.get(id) === tracked) this.inFlight.delete(id);
+      });
+      this.inFlight.set(id, tracked);
+    }
+    return { id: op.id, done };
   }
 
   /** read the first bytes of the serial log (tests, diagnostics) */

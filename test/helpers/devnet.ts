@@ -27,6 +27,8 @@ export interface DevnetJson {
   node_id: string;
   renter: { wallet: string; seed: string };
   image: string;
+  /** image centres the client knows (the local rsync daemon first) */
+  image_servers?: Array<{ id: string; host: string; port: number; module: string }>;
 }
 
 export interface Devnet extends DevnetJson {
@@ -48,6 +50,10 @@ export interface DevnetOptions {
   shutdownTimeoutS?: number;
   sweepS?: number;
   deleteGraceS?: number;
+  /** more `dbc up` flags, e.g. ['--image-server', 'ID_9,127.0.0.1,873,images'] */
+  extraArgs?: string[];
+  /** more environment for the daemon */
+  env?: Record<string, string>;
 }
 
 /** wait until dbc up (re)writes devnet.json: its mtime differs from `before` (undefined: no file before) */
@@ -81,8 +87,9 @@ export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
       '--shutdown-timeout', String(o.shutdownTimeoutS ?? 20),
       '--expiry-sweep', String(o.sweepS ?? 60),
       '--delete-grace', String(o.deleteGraceS ?? 3 * 24 * 3600),
+      ...(o.extraArgs ?? []),
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug' } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug', ...o.env } });
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));
     const j = await waitForFile(devnetFile, proc, before, 60_000, () => out);

@@ -1,0 +1,318 @@
+// The P2P request path against the in-process path of `dbc up`, same machine, same run. Prints JSON.
+//
+// relay:  POST tasks (list) with session auth, the same body every time (the steady-state cost of an authorised
+//         request), through
+//           in_process  `dbc up` (HTTP API and GPU node in one process), and
+//           p2p         `dbc client` -> libp2p (TCP, Noise, Yamux) -> `dbc node`, with a `dbc seed`; every role its
+//                       own process; once with --rpc-mode stream (one stream per request, the default) and once with
+//                       --rpc-mode mux (requests share long-lived streams).
+//         Keep-alive HTTP, CONCURRENCY requests in flight, WARMUP_S then SECONDS per mode; req/s, p50, p99.
+//         Targets: p2p throughput >= 2,000 req/s and relay overhead (in_process / p2p throughput, and p2p / in_process
+//         p50) <= 1.5x.
+// scale:  1 seed, SCALE_NODES GPU node processes on loopback and a client (one per request mode, same seed and
+//         nodes). Each request goes to a node chosen at random (session auth on every node); SCALE_CONCURRENCY in
+//         flight. Measured first with 2 nodes up, then with all of them: p99 with all / p99 with 2, target <= 2x.
+// The load generator runs in this process; the servers are child processes. On a 2-core machine they all share the
+// cores, so both paths are measured under the same constraint.
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { identityFromSeed } from '../src/auth/identity.js';
+import { signNonce } from '../src/cli/sign.js';
+import { cliPath, post, signedBody, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
+import { LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../test/helpers/p2p.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 1);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 24);
+const SCALE_NODES = Number(process.env.BENCH_SCALE_NODES ?? 20);
+const SCALE_CONCURRENCY = Number(process.env.BENCH_SCALE_CONCURRENCY ?? 8);
+const SCALE_SECONDS = Number(process.env.BENCH_SCALE_SECONDS ?? 5);
+const TARGET_REQ_PER_S = 2000;
+const TARGET_OVERHEAD = 1.5;
+const TARGET_SCALE_RATIO = 2;
+
+export interface LoadResult {
+  req_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  requests: number;
+  seconds: number;
+  first_error?: string;
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const percentile = (sorted: Float64Array, p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+
+/** drive the API with `concurrency` keep-alive connections; next() gives [url path, body] per request */
+async function load(api: string, next: () => [string, string], seconds: number, warmupS: number, concurrency: number): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const base = new URL(api);
+  const send = (path: string, body: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          agent, host: base.hostname, port: base.port, path, method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  let measuring = false;
+  let stop = false;
+  let count = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let lat = new Float64Array(1 << 16);
+  const worker = async () => {
+    while (!stop) {
+      const [path, body] = next();
+      const t0 = performance.now();
+      let why = '';
+      try {
+        const r = await send(path, body);
+        if (r.status !== 200 || (JSON.parse(r.text) as { errcode?: number }).errcode !== 0) why = `HTTP ${r.status}: ${r.text.slice(0, 300)}`;
+      } catch (err) {
+        why = String(err);
+      }
+      if (!measuring) continue;
+      if (count === lat.length) {
+        const bigger = new Float64Array(lat.length * 2);
+        bigger.set(lat);
+        lat = bigger;
+      }
+      lat[count++] = performance.now() - t0;
+      if (why) {
+        errors++;
+        firstError ??= why;
+      }
+    }
+  };
+  const workers = Array.from({ length: concurrency }, () => worker());
+  await new Promise((r) => setTimeout(r, warmupS * 1000));
+  const start = performance.now();
+  measuring = true;
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const end = performance.now();
+  const n = count;
+  stop = true;
+  await Promise.all(workers);
+  agent.destroy();
+  const sorted = lat.slice(0, n).sort();
+  const out: LoadResult = {
+    req_per_s: Math.round(n / ((end - start) / 1000)),
+    p50_ms: round(percentile(sorted, 50)),
+    p99_ms: round(percentile(sorted, 99)),
+    errors,
+    requests: n,
+    seconds: round((end - start) / 1000),
+  };
+  if (firstError) out.first_error = firstError;
+  return out;
+}
+
+/** a session id of `renterSeed` on `nodeId` (through `api`) and the body that uses it */
+async function sessionBody(api: string, nodeId: string, renterSeed: string): Promise<string> {
+  const sid = await post(api, 'mining_nodes/session_id', signedBody(nodeId, renterSeed));
+  if (sid.body.errcode !== 0) throw new Error(`mining_nodes/session_id on ${nodeId}: ${sid.text}`);
+  const sessionId = String(sid.body.message.session_id);
+  const body = JSON.stringify({
+    peer_nodes_list: [nodeId], additional: {}, session_id: sessionId, session_id_sign: signNonce(renterSeed, sessionId).session_id_sign,
+  });
+  const probe = await post(api, 'tasks', body, true);
+  if (probe.body.errcode !== 0) throw new Error(`tasks with session auth on ${nodeId}: ${probe.text}`);
+  return body;
+}
+
+function grant(node: RoleProc, wallet: string): void {
+  execFileSync(process.execPath, [cliPath, 'rental', 'grant', '--data-dir', node.dataDir, '--wallet', wallet, '--days', '1'], { stdio: 'pipe' });
+}
+
+const nodeArgs = (seed: RoleProc, name: string) => ['--listen', LOOPBACK_LISTEN, '--host', '127.0.0.1', '--name', name, ...seedArgs([seed])];
+
+async function waitKnown(client: RoleProc, n: number): Promise<void> {
+  await waitFor(`${n} nodes known to the client`, async () => {
+    const r = await post(client.info.api!, 'mining_nodes', { peer_nodes_list: [], additional: {} });
+    return (r.body.message.mining_nodes as unknown[]).length >= n;
+  }, 60_000, 200);
+}
+
+async function relayBench(): Promise<Record<string, unknown>> {
+  // in-process: dbc up (its own renter with a local rental)
+  let up: Devnet | undefined;
+  let inProcess: LoadResult;
+  try {
+    up = await startDevnet();
+    const body = await sessionBody(up.api, up.node_id, up.renter.seed);
+    inProcess = await load(up.api, () => ['/api/v1/tasks', body], SECONDS, WARMUP_S, CONCURRENCY);
+  } finally {
+    await up?.destroy();
+  }
+
+  // p2p: seed, node, client as processes; the client once per request mode
+  const procs: RoleProc[] = [];
+  try {
+    const renterSeed = `0x${randomBytes(32).toString('hex')}`;
+    const seed = await startRole('seed', ['--listen', LOOPBACK_LISTEN]);
+    procs.push(seed);
+    const node = await startRole('node', nodeArgs(seed, 'bench-node'));
+    procs.push(node);
+    grant(node, identityFromSeed(renterSeed).address);
+    const modes: Record<string, unknown> = {};
+    for (const mode of ['stream', 'mux'] as const) {
+      const client = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', mode, ...seedArgs([seed])]);
+      try {
+        await waitKnown(client, 1);
+        const body = await sessionBody(client.info.api!, node.info.node_id!, renterSeed);
+        const p2p = await load(client.info.api!, () => ['/api/v1/tasks', body], SECONDS, WARMUP_S, CONCURRENCY);
+        const throughputOverhead = round(inProcess.req_per_s / Math.max(1, p2p.req_per_s));
+        const latencyOverhead = round(p2p.p50_ms / inProcess.p50_ms);
+        modes[mode] = {
+          ...p2p,
+          overhead_throughput_x: throughputOverhead,
+          overhead_p50_x: latencyOverhead,
+          overhead_p99_x: round(p2p.p99_ms / inProcess.p99_ms),
+          pass_req_per_s: p2p.errors === 0 && p2p.req_per_s >= TARGET_REQ_PER_S,
+          pass_overhead: p2p.errors === 0 && throughputOverhead <= TARGET_OVERHEAD && latencyOverhead <= TARGET_OVERHEAD,
+        };
+      } finally {
+        await client.destroy();
+      }
+    }
+    return {
+      in_process: inProcess,
+      p2p_stream: modes.stream,
+      p2p_mux: modes.mux,
+      target_req_per_s: TARGET_REQ_PER_S,
+      target_overhead_x: TARGET_OVERHEAD,
+      concurrency: CONCURRENCY,
+      seconds_per_mode: SECONDS,
+    };
+  } finally {
+    await Promise.all(procs.reverse().map((p) => p.destroy()));
+  }
+}
+
+async function scaleBench(): Promise<Record<string, unknown>> {
+  const procs: RoleProc[] = [];
+  try {
+    const renterSeed = `0x${randomBytes(32).toString('hex')}`;
+    const wallet = identityFromSeed(renterSeed).address;
+    const seed = await startRole('seed', ['--listen', LOOPBACK_LISTEN]);
+    procs.push(seed);
+    // one client per request mode, on the same seed and nodes; only the one being measured gets traffic
+    const clients: Record<string, RoleProc> = {};
+    for (const mode of ['stream', 'mux']) {
+      clients[mode] = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', mode, ...seedArgs([seed])]);
+      procs.push(clients[mode]!);
+    }
+    const nodes: RoleProc[] = [];
+    const addNodes = async (count: number) => {
+      // a few at a time: each start loads the whole program on a 2-core machine
+      for (let i = 0; i < count; i += 4) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(4, count - i) }, (_, j) => startRole('node', nodeArgs(seed, `scale-${nodes.length + i + j + 1}`), { timeoutMs: 120_000 })),
+        );
+        nodes.push(...batch);
+        procs.push(...batch);
+      }
+    };
+    // session bodies per client (a session is per node, its signature per session id): [mode] -> bodies
+    const bodies: Record<string, string[]> = { stream: [], mux: [] };
+    const ready = async () => {
+      for (const [mode, client] of Object.entries(clients)) {
+        await waitKnown(client, nodes.length);
+        for (const n of nodes.slice(bodies[mode]!.length)) {
+          if (mode === 'stream') grant(n, wallet);
+          bodies[mode]!.push(await sessionBody(client.info.api!, n.info.node_id!, renterSeed));
+        }
+      }
+    };
+    const measure = async () => {
+      const out: Record<string, LoadResult> = {};
+      for (const [mode, client] of Object.entries(clients)) {
+        const list = bodies[mode]!;
+        out[mode] = await load(client.info.api!, () => ['/api/v1/tasks', list[Math.floor(Math.random() * list.length)]!], SCALE_SECONDS, WARMUP_S, SCALE_CONCURRENCY);
+      }
+      return out;
+    };
+
+    await addNodes(2);
+    await ready();
+    const two = await measure();
+    const t0 = Date.now();
+    await addNodes(SCALE_NODES - 2);
+    await ready();
+    const startMs = Date.now() - t0;
+    // let the newcomers' start-up work (DHT self-queries, binding pushes) settle
+    await new Promise((r) => setTimeout(r, 3000));
+    const all = await measure();
+    const rssMb = nodes.map((n) => {
+      try {
+        return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${n.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      } catch {
+        return 0;
+      }
+    });
+    const result: Record<string, unknown> = {
+      nodes: SCALE_NODES,
+      node_processes: nodes.length,
+      concurrency: SCALE_CONCURRENCY,
+      target_ratio_x: TARGET_SCALE_RATIO,
+      extra_nodes_start_s: round(startMs / 1000, 1),
+      node_rss_mb_avg: round(rssMb.reduce((a, b) => a + b, 0) / Math.max(1, rssMb.length), 1),
+    };
+    for (const mode of Object.keys(clients)) {
+      const ratio = round(all[mode]!.p99_ms / two[mode]!.p99_ms);
+      result[mode] = {
+        two_nodes: two[mode],
+        all_nodes: all[mode],
+        p99_ratio_x: ratio,
+        pass: two[mode]!.errors === 0 && all[mode]!.errors === 0 && ratio <= TARGET_SCALE_RATIO,
+      };
+    }
+    return result;
+  } finally {
+    await Promise.all(procs.reverse().map((p) => p.destroy()));
+  }
+}
+
+export async function benchP2PRelay(): Promise<Record<string, unknown>> {
+  const loadBefore = os.loadavg();
+  const only = process.env.BENCH_P2P_ONLY;
+  const relay = only === 'scale' ? undefined : await relayBench();
+  const scale = only === 'relay' ? undefined : await scaleBench();
+  return {
+    relay,
+    scale,
+    cores: os.cpus().length,
+    node: process.version,
+    loadavg_before: loadBefore.map((x) => round(x)),
+    loadavg_after: os.loadavg().map((x) => round(x)),
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  benchP2PRelay().then(
+    (r) => {
+      console.log(JSON.stringify(r, null, 2));
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

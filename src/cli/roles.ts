@@ -1,0 +1,320 @@
+// `dbc seed`, `dbc node`, `dbc client`: the three roles of the P2P network as separate processes. Each takes
+// --data-dir, --listen (repeatable; default TCP on 0.0.0.0, any port) and --seed (repeatable multiaddr with
+// /p2p/<peer id>), and when ready writes DIR/<role>.json: {"peer_id", "multiaddrs": [...]} plus node_id (node) or
+// api (client).
+import '../p2p/polyfill.js';
+import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import pino, { type Logger as Pino } from 'pino';
+import { buildApi } from '../api/server.js';
+import { startGpuNode, nodeLayout } from '../node/bootstrap.js';
+import { BindingDirectory } from '../p2p/directory.js';
+import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, type Host, type Role } from '../p2p/host.js';
+import { NodeService } from '../p2p/serve.js';
+import { P2PTransport, type RpcMode } from '../p2p/transport.js';
+import { defaultDataDir } from './paths.js';
+
+export interface RoleFile {
+  peer_id: string;
+  multiaddrs: string[];
+  node_id?: string;
+  api?: string;
+}
+
+interface CommonOpts {
+  dataDir: string;
+  listen?: string[];
+  seed?: string[];
+  announce?: string[];
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'data directory', defaultDataDir())
+    .option('--listen <multiaddr>', `libp2p listen address, repeatable (default ${DEFAULT_LISTEN})`, collect)
+    .option('--seed <multiaddr>', 'seed to bootstrap from, with /p2p/<peer id>, repeatable', collect)
+    .option('--announce <multiaddr>', 'address to announce instead of the listen addresses, repeatable', collect);
+}
+
+function num(value: string | undefined, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be in [${min}, ${max}]`);
+  return n;
+}
+
+const loggers = new Map<string, Pino>();
+
+/** one pino logger per data dir (DIR/dbc.log), shared by a role's parts */
+function roleLogger(dataDir: string): Pino {
+  let logger = loggers.get(dataDir);
+  if (!logger) {
+    mkdirSync(dataDir, { recursive: true });
+    logger = pino({ level: process.env.DBC_LOG_LEVEL ?? 'info' }, pino.destination({ dest: join(dataDir, 'dbc.log'), sync: false, mkdir: true }));
+    loggers.set(dataDir, logger);
+  }
+  return logger;
+}
+
+/** DIR/<role>.json, written aside and renamed so that a reader never sees half a file */
+export function writeRoleFile(dataDir: string, role: Role, content: RoleFile): string {
+  const file = join(dataDir, `${role}.json`);
+  writeFileSync(`${file}.tmp`, JSON.stringify(content, null, 2) + '\n');
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
+async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean } = {}): Promise<Host> {
+  const privateKey = await loadOrCreatePeerKey(o.dataDir);
+  const host = await createHost({ role, privateKey, listen: o.listen ?? [], seeds: o.seed ?? [], announce: o.announce ?? [], relay: extra.relay });
+  const stopKeeping = keepSeedsConnected(host, o.seed ?? []);
+  host.addEventListener('stop', stopKeeping);
+  return host;
+}
+
+/** run until SIGINT/SIGTERM, then close (in order) and exit */
+function untilSignal(close: () => Promise<void>, logger: Pino): void {
+  let closing = false;
+  const stop = (sig: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ sig }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    close().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+function roleFile(host: Host, extra: Partial<RoleFile> = {}): RoleFile {
+  return { peer_id: host.peerId.toString(), multiaddrs: hostMultiaddrs(host), ...extra };
+}
+
+// --- dbc seed -----------------------------------------------------------------------------------------------
+
+export async function runSeed(o: CommonOpts): Promise<{ host: Host; directory: BindingDirectory; close(): Promise<void> }> {
+  const logger = roleLogger(o.dataDir);
+  const host = await startHost('seed', o);
+  const directory = new BindingDirectory(host, { serveList: true, logger });
+  await directory.start();
+  const file = writeRoleFile(o.dataDir, 'seed', roleFile(host));
+  logger.info({ file, peer_id: host.peerId.toString(), multiaddrs: hostMultiaddrs(host) }, 'dbc seed ready');
+  return {
+    host,
+    directory,
+    async close() {
+      await directory.stop();
+      await host.stop();
+    },
+  };
+}
+
+export function registerSeed(program: Command): void {
+  common(program.command('seed').description('run a seed: bootstrap point, DHT server, circuit relay, binding directory')).action(
+    async (opts: CommonOpts) => {
+      const o = { ...opts, dataDir: resolve(opts.dataDir) };
+      const seed = await runSeed(o);
+      console.log(JSON.stringify(roleFile(seed.host)));
+      untilSignal(seed.close, roleLogger(o.dataDir));
+    },
+  );
+}
+
+// --- dbc node -----------------------------------------------------------------------------------------------
+
+export interface NodeRoleOptions extends CommonOpts {
+  name?: string;
+  host: string;
+  publicHost?: string;
+  image?: string;
+  relay?: boolean;
+  shutdownTimeoutMs?: number;
+  sweepIntervalMs?: number;
+  deleteGraceMs?: number;
+  bindingTtlMs?: number;
+}
+
+/** put a base image into the node's image dir (hard link when possible: VMs only ever use overlays) */
+function installImage(imageDir: string, file: string): string {
+  mkdirSync(imageDir, { recursive: true });
+  const source = resolve(file);
+  if (!existsSync(source)) throw new Error(`--image ${file}: no such file`);
+  const target = join(imageDir, basename(source));
+  if (existsSync(target)) return basename(source);
+  const tmp = `${target}.${process.pid}.part`;
+  try {
+    linkSync(source, tmp);
+  } catch {
+    copyFileSync(source, tmp);
+  }
+  renameSync(tmp, target);
+  return basename(source);
+}
+
+export async function runNode(o: NodeRoleOptions) {
+  const logger = roleLogger(o.dataDir);
+  if (o.image) installImage(nodeLayout(o.dataDir).imageDir, o.image);
+  const running = await startGpuNode({
+    dataDir: o.dataDir,
+    name: o.name,
+    publicHost: o.publicHost ?? (o.host === '0.0.0.0' ? '127.0.0.1' : o.host),
+    forwardHost: o.host,
+    vncListen: o.host,
+    logger,
+    shutdownTimeoutMs: o.shutdownTimeoutMs,
+    expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
+  });
+  let host: Host | undefined;
+  try {
+    host = await startHost('node', o, { relay: o.relay });
+    const service = new NodeService({
+      host,
+      node: running.node,
+      sign: (m) => running.identity.sign(m),
+      bindingTtlMs: o.bindingTtlMs,
+      logger,
+    });
+    await service.start();
+    const file = writeRoleFile(o.dataDir, 'node', roleFile(host, { node_id: running.identity.nodeId }));
+    logger.info({ file, node_id: running.identity.nodeId, peer_id: host.peerId.toString() }, 'dbc node ready');
+    const h = host;
+    return {
+      host,
+      service,
+      running,
+      async close() {
+        await service.stop();
+        await h.stop();
+        await running.close();
+      },
+    };
+  } catch (err) {
+    try {
+      await host?.stop();
+    } catch {
+      // closing anyway
+    }
+    await running.close();
+    throw err;
+  }
+}
+
+export function registerNode(program: Command): void {
+  common(program.command('node').description('run a GPU node on the P2P network (VMs, rentals; no HTTP API)'))
+    .option('--name <name>', 'node name shown by mining_nodes (default: the hostname)')
+    .option('--host <addr>', 'address forwarded guest ports and VNC bind to', '0.0.0.0')
+    .option('--public-host <addr>', 'address renters are told to connect to (ssh_ip); default --host, or 127.0.0.1 for 0.0.0.0')
+    .option('--image <file>', 'base image to install into DIR/images')
+    .option('--relay', 'reserve a slot on a seed relay and announce the relayed address (a node behind NAT)')
+    .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
+    .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
+    .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
+    .addOption(new Option('--binding-ttl <seconds>', 'lifetime of the signed node_id -> peer record').default('600'))
+    .action(async (opts: CommonOpts & Record<string, string | boolean | undefined>) => {
+      const dataDir = resolve(opts.dataDir);
+      const node = await runNode({
+        ...opts,
+        dataDir,
+        name: opts.name as string | undefined,
+        host: opts.host as string,
+        publicHost: opts.publicHost as string | undefined,
+        image: opts.image as string | undefined,
+        relay: opts.relay === true,
+        shutdownTimeoutMs: num(opts.shutdownTimeout as string, 'shutdown-timeout', 1, 3600) * 1000,
+        sweepIntervalMs: num(opts.expirySweep as string, 'expiry-sweep', 1, 86400) * 1000,
+        deleteGraceMs: num(opts.deleteGrace as string, 'delete-grace', 0, 365 * 86400) * 1000,
+        bindingTtlMs: num(opts.bindingTtl as string, 'binding-ttl', 10, 86400) * 1000,
+      });
+      console.log(JSON.stringify(roleFile(node.host, { node_id: node.running.identity.nodeId })));
+      untilSignal(node.close, roleLogger(dataDir));
+    });
+}
+
+// --- dbc client ---------------------------------------------------------------------------------------------
+
+export interface ClientRoleOptions extends CommonOpts {
+  httpPort: number;
+  host: string;
+  requestTimeoutMs?: number;
+  resolveTimeoutMs?: number;
+  refreshMs?: number;
+  rpcMode?: RpcMode;
+}
+
+export async function runClient(o: ClientRoleOptions) {
+  const logger = roleLogger(o.dataDir);
+  const host = await startHost('client', o);
+  const transport = new P2PTransport(host, {
+    logger,
+    defaultTimeoutMs: o.requestTimeoutMs,
+    resolveTimeoutMs: o.resolveTimeoutMs,
+    refreshMs: o.refreshMs,
+    rpcMode: o.rpcMode,
+  });
+  await transport.start();
+  const api = await buildApi({ transport, logger: false, requestTimeoutMs: o.requestTimeoutMs });
+  try {
+    await api.listen({ port: o.httpPort, host: o.host });
+  } catch (err) {
+    await transport.stop();
+    await host.stop();
+    throw err;
+  }
+  const address = api.server.address();
+  const port = typeof address === 'object' && address ? address.port : o.httpPort;
+  const apiUrl = `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  const file = writeRoleFile(o.dataDir, 'client', roleFile(host, { api: apiUrl }));
+  logger.info({ file, api: apiUrl, peer_id: host.peerId.toString() }, 'dbc client ready');
+  return {
+    host,
+    transport,
+    api: apiUrl,
+    async close() {
+      await api.close();
+      await transport.stop();
+      await host.stop();
+    },
+  };
+}
+
+export function registerClient(program: Command): void {
+  common(program.command('client').description('run the client gateway: the DBC HTTP API, relaying to GPU nodes over P2P'))
+    .option('--http-port <n>', 'HTTP API port', '5052')
+    .option('--host <addr>', 'address the HTTP API listens on', '127.0.0.1')
+    .option('--request-timeout <seconds>', 'how long to wait for a GPU node (original: 30)', '30')
+    .option('--resolve-timeout <seconds>', 'how long to look for an unknown node_id', '2')
+    .option('--refresh <seconds>', 'how often the seeds are asked for node bindings', '5')
+    .addOption(
+      new Option('--rpc-mode <mode>', 'stream: one libp2p stream per request; mux: requests share long-lived streams (faster)')
+        .choices(['stream', 'mux'])
+        .default('stream'),
+    )
+    .action(async (opts: CommonOpts & Record<string, string>) => {
+      const dataDir = resolve(opts.dataDir);
+      const client = await runClient({
+        ...opts,
+        dataDir,
+        httpPort: num(opts.httpPort, 'http-port', 0, 65535),
+        host: opts.host!,
+        requestTimeoutMs: num(opts.requestTimeout, 'request-timeout', 0.1, 3600) * 1000,
+        resolveTimeoutMs: num(opts.resolveTimeout, 'resolve-timeout', 0.05, 60) * 1000,
+        refreshMs: num(opts.refresh, 'refresh', 0.2, 3600) * 1000,
+        rpcMode: opts.rpcMode as RpcMode,
+      });
+      console.log(JSON.stringify(roleFile(client.host, { api: client.api })));
+      untilSignal(client.close, roleLogger(dataDir));
+    });
+}
