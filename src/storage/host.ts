@@ -3,12 +3,8 @@
 import type { OperationRow, TaskRow, TaskStore } from '../store/tasks.js';
 import type { Hypervisor } from '../vm/types.js';
 
-export interface StorageLogger {
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-  debug(obj: unknown, msg?: string): void;
-}
+export type { Logger as StorageLogger } from '../util/logger.js';
+import type { Logger as StorageLogger } from '../util/logger.js';
 
 /** the outcome of a side operation's work: `finished: false` leaves the operation running (someone completes it) */
 export interface SideOpResult {

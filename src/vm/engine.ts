@@ -16,12 +16,8 @@ import type { SideOpResult, StorageHost } from '../storage/host.js';
 import { StorageService, type StorageOptions } from '../storage/service.js';
 import { generatePassword, localTimestamp, randomBase58 } from '../util/format.js';
 
-export interface Logger {
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-  debug(obj: unknown, msg?: string): void;
-}
+export type { Logger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
 
 export interface EngineConfig {
   /** base images (the original's /data) */
@@ -302,13 +298,17 @@ export class TaskEngine {
 
   poweroff(task: TaskRow): string {
     this.requireRunning(task);
-    return this.runOp(task, {
+    return this.runOp(task, this.poweroffPlan(task.task_id));
+  }
+
+  private poweroffPlan(taskId: string): OpPlan {
+    return {
       kind: 'poweroff', transient: 'being poweroff', errorStatus: 'poweroff error', wantRunning: 0,
       work: async () => {
-        await this.hv.destroy(task.task_id);
+        await this.hv.destroy(taskId);
         return 'closed';
       },
-    });
+    };
   }
 
   restart(task: TaskRow, force: boolean): string {
@@ -483,13 +483,7 @@ export class TaskEngine {
       if (task.closed_at === null) this.store.update(task.task_id, { closed_at: nowMs });
       if (this.inFlight.has(task.task_id)) continue;
       if (task.status !== 'closed' || this.hv.running().includes(task.task_id)) {
-        this.runOp(task, {
-          kind: 'poweroff', transient: 'being poweroff', errorStatus: 'poweroff error', wantRunning: 0,
-          work: async () => {
-            await this.hv.destroy(task.task_id);
-            return 'closed';
-          },
-        });
+        this.runOp(task, this.poweroffPlan(task.task_id));
       }
     }
   }

@@ -6,12 +6,8 @@ import { buildQemuArgs, findOvmf, hostfwdRemoveRule, hostfwdRule, runFile, valid
 import { GuestAgentClient, QmpClient, type QmpEvent } from './qmp.js';
 import type { HostForward, Hypervisor, VmExit, VmRunState, VmSpec } from './types.js';
 
-export interface QemuLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
+export type { Logger as QemuLogger } from '../util/logger.js';
+import type { Logger as QemuLogger } from '../util/logger.js';
 
 export interface QemuHypervisorOptions {
   logger?: QemuLogger;

@@ -5,14 +5,7 @@ import type { RouteId } from '../../protocol/types.js';
 import type { TaskRow } from '../../store/tasks.js';
 import type { Caller, Handler, NodeContext } from '../context.js';
 
-export function callerAccount(caller: Caller | null): string {
-  if (!caller) throw NodeErrors.checkAuthority('no credential given');
-  return caller.identity.account;
-}
-
-export function ownedTask(ctx: NodeContext, taskId: string | undefined, caller: Caller | null): TaskRow {
-  return ctx.engine.owned(taskId ?? '', callerAccount(caller));
-}
+import { callerAccount, ownedTask } from './caller.js';
 
 const list: Handler = async (ctx, req, caller) => {
   const task = ownedTask(ctx, req.params.task_id, caller);

@@ -3,7 +3,7 @@ import { StorageErrors } from '../../protocol/errors.js';
 import type { NodeRequest, RouteId } from '../../protocol/types.js';
 import { validImageServer, type ImageServer } from '../../images/servers.js';
 import type { Handler } from '../context.js';
-import { callerAccount } from './disk.js';
+import { callerAccount } from './caller.js';
 
 /** the image centre the client shipped (resolved from its own configuration); shape-checked, never trusted */
 export function imageServerOf(req: NodeRequest): ImageServer | undefined {

@@ -1,7 +1,7 @@
 // snapshot/*: snapshots of a VM's system disk (original §9). create answers at once; the work is an operation.
 import type { RouteId } from '../../protocol/types.js';
 import type { Handler } from '../context.js';
-import { ownedTask } from './disk.js';
+import { ownedTask } from './caller.js';
 import { imageServerOf } from './images.js';
 
 const list: Handler = async (ctx, req, caller) => {

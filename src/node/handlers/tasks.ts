@@ -5,14 +5,7 @@ import type { TaskRow } from '../../store/tasks.js';
 import { parseCreateParams, parseModifyParams, optString } from '../params.js';
 import type { Caller, Handler, NodeContext } from '../context.js';
 
-function owner(caller: Caller | null): Caller {
-  if (!caller) throw NodeErrors.checkAuthority('no credential given');
-  return caller;
-}
-
-function ownedTask(ctx: NodeContext, taskId: string | undefined, caller: Caller | null): TaskRow {
-  return ctx.engine.owned(taskId ?? '', owner(caller).identity.account);
-}
+import { owner, ownedTask } from './caller.js';
 
 export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unknown> {
   const customPorts = JSON.parse(task.custom_ports) as string[];
@@ -137,23 +130,6 @@ const passwd: Handler = async (ctx, req, caller) => {
   return { message: 'ok' };
 };
 
-const operation: Handler = async (ctx, req, caller) => {
-  const op = ctx.engine.operation(req.params.operation_id ?? '', owner(caller).identity.account);
-  return {
-    message: {
-      operation_id: op.id,
-      task_id: op.task_id,
-      kind: op.kind,
-      status: op.status,
-      progress: op.progress,
-      stage: op.stage,
-      error: op.error,
-      created_at: new Date(op.created_at).toISOString(),
-      updated_at: new Date(op.updated_at).toISOString(),
-    },
-  };
-};
-
 export const taskHandlers: Partial<Record<RouteId, Handler>> = {
   'tasks.list': list,
   'tasks.detail': detail,
@@ -168,5 +144,4 @@ export const taskHandlers: Partial<Record<RouteId, Handler>> = {
   'tasks.logs': logs,
   'tasks.modify': modify,
   'tasks.passwd': passwd,
-  'operations.get': operation,
 };
