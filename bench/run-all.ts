@@ -15,6 +15,7 @@ const BENCHES: Array<[key: string, file: string]> = [
   ['auth_verify', 'auth-verify.js'],
   ['images_transfer', 'images-transfer.js'],
   ['snapshot', 'snapshot.js'],
+  ['p2p_relay', 'p2p-relay.js'],
 ];
 
 function runBench(file: string): Promise<unknown> {

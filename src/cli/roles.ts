@@ -10,7 +10,7 @@ import pino, { type Logger as Pino } from 'pino';
 import { buildApi } from '../api/server.js';
 import { startGpuNode, nodeLayout } from '../node/bootstrap.js';
 import { BindingDirectory } from '../p2p/directory.js';
-import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, type Host, type Role } from '../p2p/host.js';
+import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, peerKeyFile, type Host, type Role } from '../p2p/host.js';
 import { NodeService } from '../p2p/serve.js';
 import { P2PTransport, type RpcMode } from '../p2p/transport.js';
 import { defaultDataDir } from './paths.js';
@@ -67,7 +67,7 @@ export function writeRoleFile(dataDir: string, role: Role, content: RoleFile): s
 }
 
 async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean } = {}): Promise<Host> {
-  const privateKey = await loadOrCreatePeerKey(o.dataDir);
+  const privateKey = await loadOrCreatePeerKey(o.dataDir, peerKeyFile(role));
   const host = await createHost({ role, privateKey, listen: o.listen ?? [], seeds: o.seed ?? [], announce: o.announce ?? [], relay: extra.relay });
   const stopKeeping = keepSeedsConnected(host, o.seed ?? []);
   host.addEventListener('stop', stopKeeping);

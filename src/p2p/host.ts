@@ -22,6 +22,11 @@ export type Role = 'seed' | 'node' | 'client';
 
 export const DHT_PROTOCOL = '/dbc/kad/1.0.0';
 export const PEER_KEY_FILE = 'peer.key';
+
+/** the libp2p key file of a role: a node's is DIR/peer.key; a seed or client sharing a data dir gets its own */
+export function peerKeyFile(role: Role): string {
+  return role === 'node' ? PEER_KEY_FILE : `${role}-${PEER_KEY_FILE}`;
+}
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/0';
 
 export interface HostOptions {
@@ -51,9 +56,9 @@ export type DbcServices = ServiceMap & {
 export type Host = Libp2p<DbcServices>;
 
 /** the persisted Ed25519 libp2p key of a data dir (created on first use), so the peer id survives restarts */
-export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
+export async function loadOrCreatePeerKey(dataDir: string, fileName = PEER_KEY_FILE): Promise<PrivateKey> {
   mkdirSync(dataDir, { recursive: true });
-  const file = join(dataDir, PEER_KEY_FILE);
+  const file = join(dataDir, fileName);
   if (existsSync(file)) return privateKeyFromProtobuf(readFileSync(file));
   const key = await generateKeyPair('Ed25519');
   const tmp = `${file}.${process.pid}.tmp`;
@@ -83,7 +88,9 @@ export async function createHost(o: HostOptions): Promise<Host> {
 
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
-    ping: ping(),
+    // the connection monitor, kad-dht (it pings every new contact before adding it to the routing table) and callers
+    // ping concurrently: one outbound ping stream per connection (the default) makes kad drop the contact
+    ping: ping({ maxOutboundStreams: 8, maxInboundStreams: 8 }),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: !dhtServer,

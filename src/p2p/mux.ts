@@ -4,8 +4,9 @@
 //
 // Why it exists: in js-libp2p every new stream costs a yamux SYN/ACK, a multistream-select exchange, window updates,
 // a FIN each way and a peer-store write on both sides, each frame a separate Noise message and socket write. On the
-// 2-core reference machine that caps one-stream-per-request at ~450 req/s between two processes, against ~7,000
-// req/s for the same frames on long-lived streams (docs/p2p.md, bench/p2p-relay.ts). What it gives up: a reply
+// 2-core reference machine that caps one-stream-per-request at ~450 req/s between two processes (no HTTP in front),
+// against ~7,000 req/s for the same frames on long-lived streams (docs/p2p.md, bench/p2p-relay.ts). Frames written
+// in the same event-loop turn also leave as one batch (one yamux frame, one Noise message, one socket write). What it gives up: a reply
 // shares its stream with others (a very large reply delays the ones behind it on that stream), and a request is
 // abandoned by the client at its deadline rather than cancelled by a stream reset.
 import type { Stream } from '@libp2p/interface';
@@ -18,6 +19,39 @@ import {
 export const RPC_MUX_PROTOCOL = '/dbc/rpc-mux/1.0.0';
 /** requests one mux stream may have in flight at the node; more are answered BUSY */
 export const DEFAULT_MAX_INFLIGHT_PER_MUX_STREAM = 512;
+
+/**
+ * Frames written in one turn of the event loop leave together: one length-prefixed batch is one yamux frame, one
+ * Noise message and one socket write, instead of one of each per frame.
+ */
+class FrameBatcher {
+  private queue: Uint8Array[] = [];
+  private scheduled = false;
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly lp: ReturnType<typeof framed>,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  push(bytes: Uint8Array): void {
+    this.queue.push(bytes);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  /** write what is queued now; resolves once every batch so far has been handed to the stream */
+  flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      this.last = this.lp.writeV(batch).catch((err: unknown) => this.onError(asError(err)));
+    }
+    return this.last;
+  }
+}
 
 export interface ServeMuxOptions extends ServeStreamOptions {
   maxInflightPerStream?: number;
@@ -35,9 +69,8 @@ export async function serveMuxStream(stream: Stream, o: ServeMuxOptions): Promis
   const lp = framed(stream, maxRequest);
   let inflight = 0;
   let idle: (() => void) | undefined;
-  const send = (frame: RpcReplyFrame): void => {
-    lp.write(encodeReply(frame, maxReply)).catch((err: unknown) => stream.abort(asError(err)));
-  };
+  const out = new FrameBatcher(lp, (err) => stream.abort(err));
+  const send = (frame: RpcReplyFrame): void => out.push(encodeReply(frame, maxReply));
   try {
     while (true) {
       let bytes: Uint8Array;
@@ -47,7 +80,10 @@ export async function serveMuxStream(stream: Stream, o: ServeMuxOptions): Promis
         const e = describeReadError(err, maxRequest);
         // the peer closed its side: finish the replies in flight, then close ours
         if (stream.remoteWriteStatus !== 'writable' && !(e instanceof FrameError)) break;
-        if (e instanceof FrameError) send({ v: 1, ok: false, error: { code: e.code, message: e.message } });
+        if (e instanceof FrameError) {
+          send({ v: 1, ok: false, error: { code: e.code, message: e.message } });
+          await out.flush();
+        }
         stream.abort(e);
         return;
       }
@@ -60,6 +96,7 @@ export async function serveMuxStream(stream: Stream, o: ServeMuxOptions): Promis
         send({ v: 1, ...(id === undefined ? {} : { id }), ok: false, error: { code: 'BAD_FRAME', message: e.message } });
         if (id === undefined) {
           // nothing to match the error to: the peer does not speak this protocol
+          await out.flush();
           await stream.close({ signal: AbortSignal.timeout(o.readTimeoutMs ?? 10_000) }).catch(() => stream.abort(e));
           return;
         }
@@ -88,6 +125,7 @@ export async function serveMuxStream(stream: Stream, o: ServeMuxOptions): Promis
         stream.addEventListener('close', () => resolve(), { once: true });
       });
     }
+    await out.flush();
     if (stream.status === 'open') await stream.close({ signal: AbortSignal.timeout(o.readTimeoutMs ?? 10_000) });
   } catch (err) {
     stream.abort(asError(err));
@@ -113,6 +151,7 @@ export class MuxChannel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly lp: ReturnType<typeof framed>;
+  private readonly out: FrameBatcher;
   private broken?: Error;
 
   constructor(
@@ -120,6 +159,7 @@ export class MuxChannel {
     private readonly o: { maxReplyBytes?: number; maxRequestBytes?: number } = {},
   ) {
     this.lp = framed(stream, o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+    this.out = new FrameBatcher(this.lp, (err) => this.fail(err));
     void this.readLoop();
   }
 
@@ -179,7 +219,7 @@ export class MuxChannel {
           reject(e);
         },
       });
-      this.lp.write(bytes).catch((err: unknown) => this.fail(asError(err)));
+      this.out.push(bytes);
     });
   }
 

@@ -93,8 +93,13 @@ describe('two processes over libp2p', { timeout: 120_000 }, () => {
     await waitFor('connection to the node', () => host.getConnections(peer).length > 0, 15_000, 50);
     const rtt = await host.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) });
     assert.ok(rtt >= 0 && rtt < 5000, `ping ${rtt} ms`);
-    const info = await host.peerStore.get(peer);
-    assert.ok(info.protocols.includes('/dbc/rpc/1.0.0'), `node protocols: ${info.protocols.join(' ')}`);
+    // identify tells us what the node speaks
+    let protocols: string[] = [];
+    await waitFor('identify', async () => {
+      protocols = (await host.peerStore.get(peer)).protocols;
+      return protocols.includes('/dbc/rpc/1.0.0');
+    }, 10_000, 50).catch(() => assert.fail(`node protocols after identify: ${protocols.join(' ')}`));
+    for (const p of ['/dbc/rpc-mux/1.0.0', '/dbc/kad/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0']) assert.ok(protocols.includes(p), p);
   });
 
   test('the node pushes its signed binding; a request over /dbc/rpc/1.0.0 reaches GpuNode.handle', async () => {
