@@ -5,6 +5,7 @@
 import '../p2p/polyfill.js';
 import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { placeFile } from '../util/files.js';
 import { Command, Option } from 'commander';
 import pino, { type Logger as Pino } from 'pino';
 import { buildApi } from '../api/server.js';
@@ -149,19 +150,9 @@ export interface NodeRoleOptions extends CommonOpts {
 
 /** put a base image into the node's image dir (hard link when possible: VMs only ever use overlays) */
 function installImage(imageDir: string, file: string): string {
-  mkdirSync(imageDir, { recursive: true });
   const source = resolve(file);
   if (!existsSync(source)) throw new Error(`--image ${file}: no such file`);
-  const target = join(imageDir, basename(source));
-  if (existsSync(target)) return basename(source);
-  const tmp = `${target}.${process.pid}.part`;
-  try {
-    linkSync(source, tmp);
-  } catch {
-    copyFileSync(source, tmp);
-  }
-  renameSync(tmp, target);
-  return basename(source);
+  return placeFile(source, imageDir);
 }
 
 export async function runNode(o: NodeRoleOptions) {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { placeFile } from '../util/files.js';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { buildApi } from '../api/server.js';
@@ -70,14 +71,7 @@ async function ensureImage(imageDir: string, given: string | undefined, say: (s:
       child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`build-test-image.sh exited with ${code}`))));
     });
   }
-  const tmp = `${target}.${process.pid}.part`;
-  try {
-    linkSync(source, tmp); // same filesystem: instant, and the base is never written (VMs use overlays)
-  } catch {
-    copyFileSync(source, tmp);
-  }
-  renameSync(tmp, target);
-  return name;
+  return placeFile(source, imageDir);
 }
 
 function loadOrCreateRenterSeed(dataDir: string): string {

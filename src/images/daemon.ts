@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { basename, join } from 'node:path';
+import { placeFile } from '../util/files.js';
 import { listImages } from './rsync.js';
 import type { ImageServer } from './servers.js';
 
@@ -72,15 +73,7 @@ function killPrevious(pidFile: string, conf: string): void {
 }
 
 function place(source: string, dir: string): void {
-  const target = join(dir, basename(source));
-  if (existsSync(target)) return;
-  const tmp = `${target}.${process.pid}.part`;
-  try {
-    linkSync(source, tmp);
-  } catch {
-    copyFileSync(source, tmp);
-  }
-  renameSync(tmp, target);
+  placeFile(source, dir);
 }
 
 export function rsyncdConf(o: { path: string; module: string; host: string; pidFile: string; uid: number; gid: number }): string {
