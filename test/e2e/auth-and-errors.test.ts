@@ -168,6 +168,7 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.deepEqual(p.disks, [], 'a pxe VM has no disks');
     for (const id of [win.body.message.task_id, pxe.body.message.task_id]) {
       assert.equal((await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed))).body.errcode, 0);
+      await waitFor('deleted', async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist', 60_000);
     }
   });
 
