@@ -6,7 +6,7 @@
 //                    persisted single-use nonce each time); all bodies are signed BEFORE the timed run;
 //   version_baseline POST /api/v1/ (version route: no auth, no node): the HTTP layer's ceiling on this machine.
 // Keep-alive HTTP (node:http Agent), CONCURRENCY requests in flight, WARMUP_S then SECONDS per mode. Prints JSON.
-import http from 'node:http';
+import { keepAlivePoster } from './http-post.js';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { sr25519KeypairFromSeed, sr25519Sign, sr25519Verify, waitReady } from '@polkadot/wasm-crypto';
@@ -52,29 +52,9 @@ async function load(
   warmupS: number,
   check: (status: number, text: string) => boolean,
 ): Promise<ModeResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY, maxFreeSockets: CONCURRENCY });
+  const poster = keepAlivePoster(CONCURRENCY);
   const target = new URL(url);
-  const send = (body: string): Promise<{ status: number; text: string }> =>
-    new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  const send = (body: string) => poster.post(target, body);
 
   let measuring = false;
   let stop = false;
@@ -132,7 +112,7 @@ async function load(
   stop = true;
   const n = count; // replies after this point are not counted
   await Promise.all(workers);
-  agent.destroy();
+  poster.close();
 
   const elapsed = (measureEnd - start) / 1000;
   const sorted = lat.slice(0, n).sort();

@@ -16,7 +16,7 @@
 //         over the same 2 nodes as before (what the mere presence of the other processes costs on this machine).
 // The load generator runs in this process; the servers are child processes. On a 2-core machine they all share the
 // cores, so both paths are measured under the same constraint.
-import http from 'node:http';
+import { keepAlivePoster } from './http-post.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -55,25 +55,9 @@ const percentile = (sorted: Float64Array, p: number) =>
 
 /** drive the API with `concurrency` keep-alive connections; next() gives [url path, body] per request */
 async function load(api: string, next: () => [string, string], seconds: number, warmupS: number, concurrency: number): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const poster = keepAlivePoster(concurrency);
   const base = new URL(api);
-  const send = (path: string, body: string) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(
-        {
-          agent, host: base.hostname, port: base.port, path, method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  const send = (path: string, body: string) => poster.post(new URL(path, base), body);
   let measuring = false;
   let stop = false;
   let count = 0;
@@ -113,7 +97,7 @@ async function load(api: string, next: () => [string, string], seconds: number, 
   const n = count;
   stop = true;
   await Promise.all(workers);
-  agent.destroy();
+  poster.close();
   const sorted = lat.slice(0, n).sort();
   const out: LoadResult = {
     req_per_s: Math.round(n / ((end - start) / 1000)),
