@@ -16,6 +16,7 @@ const BENCHES: Array<[key: string, file: string]> = [
   ['images_transfer', 'images-transfer.js'],
   ['snapshot', 'snapshot.js'],
   ['p2p_relay', 'p2p-relay.js'],
+  ['forward_throughput', 'forward-throughput.js'],
 ];
 
 function runBench(file: string): Promise<unknown> {

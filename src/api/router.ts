@@ -172,6 +172,20 @@ const snapshot: Family = (method, uri, path) => {
   return node(`snapshot.${verb}` as RouteId, params, uri);
 };
 
+// /lan: list; /lan/create; /lan/delete/<name>; /lan/<name> (the literal `create` first, original §2.6 rows 39-41)
+const lan: Family = (method, uri, path) => {
+  requirePost(method);
+  const segs = splitPath(path);
+  if (segs.length === 0) return node('lan.list', {}, uri);
+  if (segs.length === 1 && segs[0] === 'create') return node('lan.create', {}, uri);
+  if (segs[0] === 'delete') {
+    if (segs.length !== 2 || segs[1] === '') throw ClientErrors.invalidParams('invalid uri, please use /lan/delete/<network_name>');
+    return node('lan.delete', { network_name: segs[1]! }, uri);
+  }
+  if (segs.length === 1 && segs[0] !== '') return node('lan.detail', { network_name: segs[0]! }, uri);
+  throw ClientErrors.invalidParams('invalid uri, please use /lan or /lan/<network_name> or /lan/create or /lan/delete/<network_name>');
+};
+
 // The original's bodies of /stat and /config are commented out: the request is never answered -> 500.
 const unhandled: Family = () => {
   throw ClientErrors.unhandled();
@@ -188,6 +202,7 @@ const PREFIXES: ReadonlyArray<[string, Family]> = [
   ['/stat', unhandled],
   ['/config', unhandled],
   ['/operations', operations],
+  ['/lan', lan],
 ].map(([prefix, family]) => [REST_API_URI + (prefix as string), family as Family]);
 
 const VERSION_URIS = new Set([REST_API_URI + '/', REST_API_URI]);

@@ -174,6 +174,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         if (opts.images && LOCAL_IMAGE_ROUTES.has(route)) {
           return send(reply, 200, JSON.stringify({ errcode: 0, message: await opts.images.local(route, body.additional) }));
         }
+        // lan and lan/<name> without a node: the client host itself holds no LANs (the original's client kept a
+        // multicast-gossiped copy; ours asks the nodes, see docs/compatibility.md)
+        if (route === 'lan.list') return send(reply, 200, JSON.stringify({ errcode: 0, message: { networks: [] } }));
+        if (route === 'lan.detail') throw ClientErrors.invalidParams('network name not exist');
         if (route !== 'mining_nodes.info') throw ClientErrors.peerEmpty();
         return send(reply, 200, JSON.stringify({ errcode: 0, message: { mining_nodes: networkList(transport) } }));
       }

@@ -9,7 +9,8 @@ import { placeFile } from '../util/files.js';
 import { Command, Option } from 'commander';
 import pino, { type Logger as Pino } from 'pino';
 import { buildApi } from '../api/server.js';
-import { startGpuNode, nodeLayout } from '../node/bootstrap.js';
+import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
+import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
 import { BindingDirectory } from '../p2p/directory.js';
 import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, peerKeyFile, type Host, type Role } from '../p2p/host.js';
 import { NodeService } from '../p2p/serve.js';
@@ -146,6 +147,8 @@ export interface NodeRoleOptions extends CommonOpts {
   sweepIntervalMs?: number;
   deleteGraceMs?: number;
   bindingTtlMs?: number;
+  network?: NetworkConfig;
+  lanIdleMs?: number;
 }
 
 /** put a base image into the node's image dir (hard link when possible: VMs only ever use overlays) */
@@ -167,6 +170,8 @@ export async function runNode(o: NodeRoleOptions) {
     logger,
     shutdownTimeoutMs: o.shutdownTimeoutMs,
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
+    network: o.network,
+    lanIdleMs: o.lanIdleMs,
   });
   let host: Host | undefined;
   try {
@@ -204,7 +209,7 @@ export async function runNode(o: NodeRoleOptions) {
 }
 
 export function registerNode(program: Command): void {
-  common(program.command('node').description('run a GPU node on the P2P network (VMs, rentals; no HTTP API)'))
+  addNetworkOptions(common(program.command('node').description('run a GPU node on the P2P network (VMs, rentals; no HTTP API)')))
     .option('--name <name>', 'node name shown by mining_nodes (default: the hostname)')
     .option('--host <addr>', 'address forwarded guest ports and VNC bind to', '0.0.0.0')
     .option('--public-host <addr>', 'address renters are told to connect to (ssh_ip); default --host, or 127.0.0.1 for 0.0.0.0')
@@ -228,6 +233,7 @@ export function registerNode(program: Command): void {
         sweepIntervalMs: num(opts.expirySweep as string, 'expiry-sweep', 1, 86400) * 1000,
         deleteGraceMs: num(opts.deleteGrace as string, 'delete-grace', 0, 365 * 86400) * 1000,
         bindingTtlMs: num(opts.bindingTtl as string, 'binding-ttl', 10, 86400) * 1000,
+        ...networkFromFlags(opts as unknown as NetworkFlags),
       });
       console.log(JSON.stringify(roleFile(node.host, { node_id: node.running.identity.nodeId })));
       untilSignal(node.close, roleLogger(dataDir));

@@ -10,7 +10,8 @@ import pino from 'pino';
 import { buildApi } from '../api/server.js';
 import { InProcessTransport } from '../api/in-process.js';
 import { identityFromSeed } from '../auth/identity.js';
-import { startGpuNode, nodeLayout } from '../node/bootstrap.js';
+import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
+import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
 import { LocalRentals } from '../rental/local.js';
 import { FakeChain } from '../rental/fake-chain.js';
 import { addRentalOptions, chainRentalsFactory, fakeChainHelp, rentalsFromFlags, type ChainRentalsConfig, type RentalsKind } from './chain.js';
@@ -41,6 +42,9 @@ export interface UpOptions {
   localImageServer?: boolean;
   /** directories besides the image directory that mount_dir / local_dir may name */
   allowDirs?: string[];
+  /** the node's network mode (default user) and the LAN idle time */
+  network?: NetworkConfig;
+  lanIdleMs?: number;
 }
 
 export interface Devnet {
@@ -117,6 +121,8 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     shutdownTimeoutMs: o.shutdownTimeoutMs,
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
     rentals: chainRpc ? chainRentalsFactory({ ...o.chain, endpoints: chainRpc }) : undefined,
+    network: o.network,
+    lanIdleMs: o.lanIdleMs,
   }).catch(async (err: unknown) => {
     await fake?.close();
     throw err;
@@ -241,6 +247,7 @@ export function registerUp(program: Command): void {
     .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collectList, [])
     .option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)')
     .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, []);
+  addNetworkOptions(cmd);
   addRentalOptions(cmd, { allowFake: true }).action(async (opts: Record<string, string> & { chainRpc?: string[]; chainTerminatingRental?: boolean }) => {
     const num = (k: string, min: number, max: number) => {
       const n = Number(opts[k]);
@@ -248,6 +255,7 @@ export function registerUp(program: Command): void {
       return n;
     };
     const rentals = rentalsFromFlags(opts, { allowFake: true });
+    const net = networkFromFlags(opts as unknown as NetworkFlags);
     const up = await runUp({
       dataDir: resolve(opts.dataDir!),
       httpPort: num('httpPort', 0, 65535),
@@ -261,6 +269,8 @@ export function registerUp(program: Command): void {
       imageServers: opts.imageServer as unknown as string[],
       localImageServer: (opts as unknown as { localImageServer?: boolean }).localImageServer !== false,
       allowDirs: opts.allowDir as unknown as string[],
+      network: net.network,
+      lanIdleMs: net.lanIdleMs,
     });
     const stop = () => {
       up.close().then(() => process.exit(0), () => process.exit(1));

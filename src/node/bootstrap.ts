@@ -17,6 +17,30 @@ import { TaskEngine, type Logger } from '../vm/engine.js';
 import { QemuHypervisor } from '../vm/qemu.js';
 import type { Hypervisor } from '../vm/types.js';
 import { GpuNode, type ExpiryPolicy } from './gpu-node.js';
+import { NetworkStore } from '../store/networks.js';
+import { UserNetwork, type NetworkDriver } from '../net/driver.js';
+import { BridgeNetwork } from '../net/bridge-mode.js';
+import { defaultRouteSource } from '../net/links.js';
+import { parseIp } from '../net/ipv4.js';
+
+/** the node's network mode (driver.ts); user is the default */
+export type NetworkConfig =
+  | { mode: 'user' }
+  | {
+      mode: 'bridge';
+      /** node bridge name and subnet (default dbcbr0, 10.200.0.0/24) */
+      bridge?: string;
+      cidr?: string;
+      /** addresses the forwarded ports answer on; default: any address of the host */
+      hostIps?: string[];
+      /** this host's VXLAN/multicast underlay address; default: the default route's source address */
+      underlay?: string;
+      /** the other GPU hosts' underlay addresses (unicast VXLAN peers) */
+      peers?: string[];
+      /** nftables table (default dbc) */
+      table?: string;
+      dns?: string[];
+    };
 
 export interface NodeOptions {
   dataDir: string;
@@ -34,6 +58,33 @@ export interface NodeOptions {
   hypervisor?: Hypervisor;
   /** who may use the machine: default the local registry; a factory gets the node id (the chain's machine id) */
   rentals?: RentalSource | RentalSourceFactory;
+  network?: NetworkConfig;
+  /** LANs without members are removed after this long (default 3 days) */
+  lanIdleMs?: number;
+}
+
+async function buildNetwork(cfg: NetworkConfig, env: { db: Db; dataDir: string; logger: Logger }): Promise<NetworkDriver> {
+  const common = { store: new NetworkStore(env.db), log: env.logger, now: () => Date.now() };
+  if (cfg.mode === 'user') return new UserNetwork(common);
+  const underlay = cfg.underlay ?? (await defaultRouteSource())?.src;
+  if (!underlay) throw new Error('bridge mode needs an underlay address (--lan-local) when the host has no default route');
+  const peers = [...new Set((cfg.peers ?? []).filter((p) => p !== underlay))];
+  for (const p of [underlay, ...peers]) if (parseIp(p) === null) throw new Error(`invalid LAN host address ${p}`);
+  // every host sorts the same address list, so each takes a different slice of every LAN's addresses
+  const hosts = [underlay, ...peers].sort((a, b) => (parseIp(a)! - parseIp(b)!));
+  return new BridgeNetwork({
+    ...common,
+    hostIndex: hosts.indexOf(underlay),
+    hostCount: hosts.length,
+    bridge: cfg.bridge ?? 'dbcbr0',
+    cidr: cfg.cidr ?? '10.200.0.0/24',
+    stateDir: join(env.dataDir, 'net'),
+    hostIps: cfg.hostIps ?? [],
+    underlay,
+    peers,
+    table: cfg.table,
+    dns: cfg.dns,
+  });
 }
 
 export type RentalSourceFactory = (env: { nodeId: string; db: Db; logger: Logger }) => RentalSource;
@@ -71,6 +122,7 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       : (opts.rentals ?? new LocalRentals(db));
   const inventory = new HostInventory({ dataDir: opts.dataDir });
   const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger });
+  const network = await buildNetwork(opts.network ?? { mode: 'user' }, { db, dataDir: opts.dataDir, logger: opts.logger });
   const engine = new TaskEngine(
     new TaskStore(db),
     hv,
@@ -85,6 +137,8 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       hostMemGiB: () => Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
       passthroughGpus: async () => (await inventory.snapshot()).gpuPassthrough.filter((g) => g.vfioReady).map((g) => g.pciBusId),
       reconcileIntervalMs: opts.reconcileIntervalMs,
+      network,
+      lanIdleMs: opts.lanIdleMs,
     },
     opts.logger,
   );
@@ -100,7 +154,7 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       inventory,
       imageDir: layout.imageDir,
       publicHost: opts.publicHost,
-      networkMode: 'user',
+      networkMode: network.mode,
       now: () => Date.now(),
       dropCaches: async () => {
         try {

@@ -12,12 +12,13 @@ import { diskHandlers } from './handlers/disk.js';
 import { snapshotHandlers } from './handlers/snapshot.js';
 import { imageHandlers } from './handlers/images.js';
 import { operationHandlers } from './handlers/operations.js';
+import { lanHandlers } from './handlers/lan.js';
 import type { Logger } from '../vm/engine.js';
 import { accountKeyHex } from '../auth/verify.js';
 import { RentalUnavailableError, type MachineStatus, type Rental, type RentalSource } from '../rental/types.js';
 import type { TaskRow } from '../store/tasks.js';
 
-const HANDLERS: Partial<Record<RouteId, Handler>> = { ...machineHandlers, ...taskHandlers, ...diskHandlers, ...snapshotHandlers, ...imageHandlers, ...operationHandlers };
+const HANDLERS: Partial<Record<RouteId, Handler>> = { ...machineHandlers, ...taskHandlers, ...diskHandlers, ...snapshotHandlers, ...imageHandlers, ...operationHandlers, ...lanHandlers };
 
 /** committee verifiers' VMs: `vm_check_<unix seconds>` (original §6.1) */
 export const CHECK_VM_PREFIX = 'vm_check_';

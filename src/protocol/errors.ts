@@ -180,6 +180,31 @@ export const StorageErrors = {
   uploadFailed: (detail: string) => storageErr(`upload to image_server failed: ${detail}`), // ours
 };
 
+// --- private LANs, multicast (original §11, §6.3); node-side, errcode -3. `(ours)` where the original had no text.
+const lanErr = (message: string) => new DbcError('DBC_ERR_LAN', E_DEFAULT, message, 200);
+export const LanErrors = {
+  nameEmpty: () => lanErr('network name can not be empty'),
+  nameInvalid: () => lanErr('network name requires a combination of 6 to 10 letters or numbers'),
+  nameExists: () => lanErr('network name already existed'),
+  vniFull: () => lanErr('network vni is full'),
+  cidrEmpty: () => lanErr('ip cidr can not be empty'),
+  /** the original's text, plus which network it overlaps (ours) */
+  cidrExists: (detail: string) => lanErr(`ip cidr already exist: ${detail}`),
+  /** the original's text, plus why (ours) */
+  cidrInvalid: (detail?: string) => lanErr(detail ? `invalid ip cidr: ${detail}` : 'invalid ip cidr'),
+  notExist: () => lanErr('network name not exist'),
+  notOwner: () => lanErr('wallet error, you are not the owner of the network'),
+  inUse: () => lanErr('network is in used, please delete task in the network first'),
+  /** tasks/start with an unknown network_name (or another renter's) */
+  noNetworkInfo: () => lanErr('can not find network info'),
+  full: (name: string) => lanErr(`network ${name} has no free address`), // ours
+  multicastFormat: () => lanErr('multicast format: ip:port'),
+  notMulticast: () => lanErr('address is not a multicast address'),
+  multicastPort: () => lanErr('invalid multicast port'),
+  /** ours: groups the node keeps for its own LAN segments in user mode */
+  multicastReserved: (group: string) => lanErr(`multicast address ${group} is reserved by the node`),
+};
+
 // Texts of check_authority failures (sent as `check authority failed: <text>`)
 export const AuthFailures = {
   nonceCheckFailed: 'nonce check failed',

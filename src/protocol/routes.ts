@@ -4,7 +4,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { RouteId } from './types.js';
 import {
   CreateTaskAdditional, DiskAddAdditional, DiskDeleteAdditional, DiskResizeAdditional, EmptyAdditional, ImageDownloadAdditional,
-  ImageFileAdditional, ImagesListAdditional, ImageUploadAdditional, ModifyTaskAdditional, OperationsListAdditional, PasswdAdditional,
+  ImageFileAdditional, ImagesListAdditional, ImageUploadAdditional, LanCreateAdditional, ModifyTaskAdditional, OperationsListAdditional, PasswdAdditional,
   SnapshotCreateAdditional,
 } from './schemas.js';
 
@@ -166,6 +166,24 @@ export const ROUTES: Record<RouteId, RouteSpec> = {
   'disk.add': {
     id: 'disk.add', path: '/api/v1/disk/add/{task_id}', summary: 'add a data disk (hot-added when the VM runs)',
     clientAuth: 'session', nodeAuth: 'renter', op: 'add disk', additional: DiskAddAdditional, task: true,
+  },
+  // --- private LANs (original §11). The original answered lan and lan/<name> without credentials; ours need the
+  // renter's and show only the renter's networks (docs/compatibility.md).
+  'lan.list': {
+    id: 'lan.list', path: '/api/v1/lan', summary: "the caller's private LANs on the node (a bare array, at most 31)",
+    clientAuth: 'session', nodeAuth: 'renter', op: 'list lan', additional: EmptyAdditional,
+  },
+  'lan.detail': {
+    id: 'lan.detail', path: '/api/v1/lan/{network_name}', summary: 'one LAN: subnet, VXLAN id, devices, members and their addresses',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'list lan', additional: EmptyAdditional,
+  },
+  'lan.create': {
+    id: 'lan.create', path: '/api/v1/lan/create', summary: 'create a private LAN (VMs join it with network_name on tasks/start)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'create lan', additional: LanCreateAdditional,
+  },
+  'lan.delete': {
+    id: 'lan.delete', path: '/api/v1/lan/delete/{network_name}', summary: 'delete a LAN (owner only; refused while VMs use it)',
+    clientAuth: 'session', nodeAuth: 'renter', op: 'delete lan', additional: EmptyAdditional,
   },
   'disk.delete': {
     id: 'disk.delete', path: '/api/v1/disk/delete/{task_id}', summary: 'delete a data disk and its file (VM shut off)',

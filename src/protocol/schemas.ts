@@ -123,6 +123,14 @@ export const OperationsListAdditional = Type.Object(
   { additionalProperties: true, description: 'operations' },
 );
 
+export const LanCreateAdditional = Type.Object(
+  {
+    network_name: Str('6 to 10 letters or digits'),
+    ip_cidr: Str('the LAN subnet, e.g. 192.168.66.0/24'),
+  },
+  { additionalProperties: true },
+);
+
 export const EmptyAdditional = Type.Object({}, { additionalProperties: true, description: 'no parameters' });
 
 export const MultisigAccountsSchema = Type.Object({

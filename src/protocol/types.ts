@@ -60,7 +60,11 @@ export type RouteId =
   | 'disk.list'
   | 'disk.resize'
   | 'disk.add'
-  | 'disk.delete';
+  | 'disk.delete'
+  | 'lan.list'
+  | 'lan.detail'
+  | 'lan.create'
+  | 'lan.delete';
 
 /** An rsync image centre (the original's `image_server=ID,host,port,module`). */
 export interface ImageServerSpec {

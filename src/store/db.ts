@@ -143,6 +143,33 @@ export const MIGRATIONS: Array<{ version: number; name: string; sql: string }> =
       CREATE INDEX operations_wallet ON operations(wallet, created_at);
     `,
   },
+  {
+    version: 3,
+    name: 'networks',
+    sql: `
+      -- private LANs (original §11): one row per network this node knows; members are the tasks whose
+      -- network_name names it
+      CREATE TABLE networks (
+        name         TEXT PRIMARY KEY,            -- network_name, 6-10 letters/digits
+        wallet       TEXT NOT NULL,               -- owner (rent_wallet): only it may delete or join
+        ip_cidr      TEXT NOT NULL,               -- normalized a.b.c.d/n
+        vni          INTEGER NOT NULL,            -- VXLAN id, derived from (wallet, name): equal on every host
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL,            -- last time a member existed (idle cleanup)
+        updated_at   INTEGER NOT NULL
+      );
+
+      -- addresses the node hands out by DHCP (static leases): net '' = the node bridge (bridge mode), else a LAN
+      CREATE TABLE addresses (
+        task_id  TEXT NOT NULL,
+        net      TEXT NOT NULL,
+        ip       TEXT NOT NULL,
+        mac      TEXT NOT NULL,
+        PRIMARY KEY (task_id, net)
+      ) WITHOUT ROWID;
+      CREATE UNIQUE INDEX addresses_ip ON addresses(net, ip);
+    `,
+  },
 ];
 
 export function openDb(file: string): Db {

@@ -4,7 +4,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { NodeErrors } from '../protocol/errors.js';
+import { LanErrors, NodeErrors } from '../protocol/errors.js';
+import type { NetworkRow } from '../store/networks.js';
 import type { DiskRow, OperationRow, TaskRow, TaskStore } from '../store/tasks.js';
 import type { Hypervisor, HostForward, VmSpec } from './types.js';
 import { STORED_TASK_ID_RE, type CreateParams, type ModifyParams } from '../node/params.js';
@@ -14,6 +15,8 @@ import * as qemuImg from '../storage/qemu-img.js';
 import { writeNoCloudSeed } from '../storage/seed.js';
 import type { SideOpResult, StorageHost } from '../storage/host.js';
 import { StorageService, type StorageOptions } from '../storage/service.js';
+import type { NetworkDriver } from '../net/driver.js';
+import { nicMac } from '../net/mac.js';
 import { generatePassword, localTimestamp, randomBase58 } from '../util/format.js';
 
 export type { Logger } from '../util/logger.js';
@@ -42,6 +45,10 @@ export interface EngineConfig {
   reconcileIntervalMs?: number;
   /** disks, snapshots, images (issue 4): allowed directories, rsync bandwidth limit */
   storage?: StorageOptions;
+  /** the node's network mode: user (QEMU hostfwd) or bridge (taps, dnsmasq, nftables), LANs, multicast */
+  network: NetworkDriver;
+  /** LANs without members are deleted after this long unused (the original: 3 days) */
+  lanIdleMs?: number;
 }
 
 const MARK_TRANSIENT = new Set([
@@ -81,6 +88,7 @@ export class TaskEngine {
     mkdirSync(this.config.vmDir, { recursive: true });
     mkdirSync(this.config.imageDir, { recursive: true });
     this.hv.onExit((exit) => this.onVmExit(exit.taskId, exit.reason));
+    await this.net.init();
     await this.reconcile(true);
     await this.storage.init();
     const every = this.config.reconcileIntervalMs ?? 15_000;
@@ -96,7 +104,24 @@ export class TaskEngine {
     if (this.timer) clearInterval(this.timer);
     await Promise.allSettled([...this.inFlight.values()]);
     await this.storage.close();
+    await this.net.close();
     await this.hv.detachAll();
+  }
+
+  get net(): NetworkDriver {
+    return this.config.network;
+  }
+
+  /** rules and leases for the VMs running now; failures are logged (the reconciler tries again) */
+  async syncNetwork(strict = false): Promise<void> {
+    const running = new Set(this.hv.running());
+    try {
+      // the taps of VMs being started or stopped right now stay; rules are for the running ones only
+      await this.net.sync(this.store.all().filter((t) => running.has(t.task_id)), new Set(this.inFlight.keys()));
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'network sync failed');
+      if (strict) throw err;
+    }
   }
 
   /** wait for every operation in flight (tests) */
@@ -162,9 +187,9 @@ export class TaskEngine {
       }
     }
 
-    if (p.publicIp !== '') throw NodeErrors.invalidParam('public_ip is not supported in user network mode');
-    if (p.networkName !== '') throw NodeErrors.generic('can not find network info');
-    if (p.multicast.length > 0) throw NodeErrors.invalidParam('multicast is not supported in user network mode');
+    if (p.publicIp !== '') throw NodeErrors.invalidParam('public_ip is not supported on this node');
+    const lan = this.net.checkCreate(owner.account, p);
+    this.net.filters(p.networkFilters);
 
     await this.checkPorts(taskId, { ssh: p.sshPort, rdp: p.rdpPort, vnc: p.vncPort, custom: p.customMappings });
 
@@ -223,6 +248,14 @@ export class TaskEngine {
     }
     // the record exists before any file or process does: a crash from here on is resumed by the reconciler
     this.store.insert(task, disks);
+    if (lan) {
+      try {
+        this.net.lans.assign(taskId, lan, nicMac(taskId, 'lan0'));
+      } catch (err) {
+        this.store.remove(taskId);
+        throw err;
+      }
+    }
     const operationId = this.runOp(task, this.createPlan(taskId), true);
     return { task, operationId };
   }
@@ -348,6 +381,9 @@ export class TaskEngine {
       kind: 'delete', transient: 'deleting', errorStatus: 'delete error', wantRunning: 0,
       work: async () => {
         await this.hv.destroy(taskId);
+        await this.net.release(taskId);
+        const row = this.store.get(taskId);
+        if (row) await this.net.forget(row);
         for (const disk of this.store.disks(taskId)) {
           if (disk.owned) {
             rmSync(disk.path, { force: true });
@@ -399,8 +435,9 @@ export class TaskEngine {
       nextBoot = true;
     }
     if (m.publicIp !== undefined && m.publicIp !== '') {
-      throw NodeErrors.invalidParam('public_ip is not supported in user network mode');
+      throw NodeErrors.invalidParam('public_ip is not supported on this node');
     }
+    if (m.networkFilters) this.net.filters(m.networkFilters);
 
     // ports apply at once on a running VM: swap the forwards, then record them
     const newTask: TaskRow = {
@@ -412,7 +449,7 @@ export class TaskEngine {
     const oldFwd = this.forwardsOf(task);
     const newFwd = this.forwardsOf(newTask);
     const key = (f: HostForward) => `${f.proto}:${f.hostAddr}:${f.hostPort}:${f.guestPort}`;
-    if (this.hv.running().includes(task.task_id)) {
+    if (!this.net.kernelForwards && this.hv.running().includes(task.task_id)) {
       const keep = new Set(newFwd.map(key));
       const had = new Set(oldFwd.map(key));
       for (const f of oldFwd) if (!keep.has(key(f))) await this.hv.removeForward(task.task_id, f);
@@ -425,6 +462,8 @@ export class TaskEngine {
       network_filters: m.networkFilters ? JSON.stringify(m.networkFilters) : task.network_filters,
       pending: JSON.stringify(pending),
     });
+    // bridge mode: forwards and filters are the kernel's; the renter learns at once when they cannot be applied
+    if (this.net.kernelForwards) await this.syncNetwork(true);
     return nextBoot ? 'some changes will take effect on the next boot' : 'ok';
   }
 
@@ -581,9 +620,11 @@ export class TaskEngine {
         this.store.updateOperation(op.id, { status: 'failed', error: text.slice(0, 2000) });
       }
     })();
-    const tracked = run.finally(() => {
-      if (this.inFlight.get(id) === tracked) this.inFlight.delete(id);
-    });
+    const tracked = run
+      .then(() => (plan.kind === 'create' || plan.kind === 'start' || plan.kind === 'restart' || plan.kind === 'recover' ? undefined : this.syncNetwork()))
+      .finally(() => {
+        if (this.inFlight.get(id) === tracked) this.inFlight.delete(id);
+      });
     this.inFlight.set(id, tracked);
     return op.id;
   }
@@ -609,7 +650,7 @@ export class TaskEngine {
     renameSync(tmp, iso);
   }
 
-  private async specOf(task: TaskRow): Promise<VmSpec> {
+  private async specOf(task: TaskRow, vmNet: { tap?: string; extraNics: VmSpec['extraNics'] } = { extraNics: [] }): Promise<VmSpec> {
     const seed = join(this.taskDir(task.task_id), 'seed.iso');
     return {
       taskId: task.task_id,
@@ -622,7 +663,9 @@ export class TaskEngine {
       biosMode: task.bios_mode,
       os: task.os,
       nicModel: task.nic_model,
-      forwards: this.forwardsOf(task),
+      forwards: vmNet.tap ? [] : this.forwardsOf(task),
+      tap: vmNet.tap,
+      extraNics: vmNet.extraNics,
       vnc: { listen: this.config.vncListen, port: task.vnc_port, password: task.vnc_password },
       gpus: JSON.parse(task.gpus) as string[],
       serialLog: this.serialLog(task.task_id),
@@ -642,7 +685,14 @@ export class TaskEngine {
         task = this.mustGet(task.task_id);
       }
     }
-    await this.hv.start(await this.specOf(task));
+    const vmNet = await this.net.prepare(task);
+    try {
+      await this.hv.start(await this.specOf(task, vmNet));
+    } catch (err) {
+      await this.net.release(task.task_id).catch(() => undefined);
+      throw err;
+    }
+    await this.syncNetwork();
   }
 
   private async allocateGpus(count: number, exceptTask?: string): Promise<string[]> {
@@ -713,6 +763,7 @@ export class TaskEngine {
     if (!task) return;
     this.log.info({ task_id: taskId, reason }, 'vm exited');
     this.store.update(taskId, { status: 'closed', want_running: 0 });
+    void this.syncNetwork();
   }
 
   /** make the database and the QEMU processes agree */
@@ -763,6 +814,61 @@ export class TaskEngine {
         this.log.warn({ task_id: dir }, 'removed leftovers of a deleted task');
       }
     }
+    if (!this.closed) await this.cleanIdleLans();
+    await this.syncNetwork();
+  }
+
+  /** LANs nobody used for lanIdleMs: their devices and DHCP go, then the record */
+  private async cleanIdleLans(): Promise<void> {
+    for (const row of this.net.lans.idle(this.config.lanIdleMs ?? 3 * 24 * 3600_000)) {
+      try {
+        await this.net.lanDeleted(row);
+        this.net.lans.remove(row.name);
+        this.log.info({ network_name: row.name }, 'idle LAN removed');
+      } catch (err) {
+        this.log.warn({ network_name: row.name, err: (err as Error).message }, 'idle LAN cleanup failed');
+      }
+    }
+  }
+
+  // --- private LANs (original §11) ------------------------------------------------------------------------
+
+  /** lan/create: the record, then the mode's devices and DHCP; the record goes again when those fail */
+  async createLan(account: string, name: unknown, ipCidr: unknown): Promise<Record<string, unknown>> {
+    const row = this.net.lans.create(account, name, ipCidr);
+    try {
+      await this.net.lanCreated(row);
+    } catch (err) {
+      await this.net.lanDeleted(row).catch(() => undefined);
+      this.net.lans.remove(row.name);
+      throw err;
+    }
+    this.log.info({ network_name: row.name, ip_cidr: row.ip_cidr, vni: row.vni }, 'LAN created');
+    return this.describeLan(row);
+  }
+
+  /** lan/delete/<name>: the owner's, without member VMs */
+  async deleteLan(account: string, name: string): Promise<void> {
+    const row = this.net.lans.checkDelete(account, name);
+    await this.net.lanDeleted(row);
+    this.net.lans.remove(row.name);
+    this.log.info({ network_name: row.name }, 'LAN deleted');
+  }
+
+  /** the caller's LANs in the original's list shape */
+  listLans(account: string): Array<Record<string, unknown>> {
+    return this.net.lans.list(account).map((row) => this.describeLan(row));
+  }
+
+  /** one of the caller's LANs, or `network name not exist` (also for another renter's) */
+  lanDetail(account: string, name: string): Record<string, unknown> {
+    const row = this.net.lans.get(name);
+    if (!row || row.wallet !== account) throw LanErrors.notExist();
+    return this.describeLan(row);
+  }
+
+  private describeLan(row: NetworkRow): Record<string, unknown> {
+    return this.net.lans.describe(row, { ...this.net.lanFields(row), members_local_address: this.net.lans.leases(row.name).map((a) => ({ task_id: a.task_id, ip: a.ip })) });
   }
 
   // --- storage operations (disks, snapshots; issue 4) -------------------------------------------------------

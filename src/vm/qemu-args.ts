@@ -1,9 +1,9 @@
 // Builds the QEMU command line for a VmSpec. Pure and validating: every value that reaches the argv is checked,
 // because QEMU's option syntax splits on commas and a crafted path would inject options.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import type { HostForward, NicModel, VmSpec } from './types.js';
+import { nicMac } from '../net/mac.js';
+import type { ExtraNic, HostForward, NicModel, VmSpec } from './types.js';
 
 export interface QemuEnv {
   accel: 'kvm' | 'tcg';
@@ -86,8 +86,37 @@ export function hostfwdRemoveRule(fwd: HostForward): string {
 
 /** a locally administered QEMU MAC (52:54:00 OUI) that stays the same for a task across restarts */
 export function macForTask(taskId: string): string {
-  const h = createHash('sha256').update(validateTaskId(taskId)).digest();
-  return ['52', '54', '00', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  return nicMac(validateTaskId(taskId));
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+function extraNicArgs(nic: ExtraNic, device: string, ids: Set<string>): string[] {
+  if (typeof nic.id !== 'string' || !DEVICE_ID.test(nic.id) || ids.has(nic.id)) throw new Error(`invalid or duplicate nic id: ${JSON.stringify(nic.id)}`);
+  ids.add(nic.id);
+  if (typeof nic.mac !== 'string' || !MAC.test(nic.mac)) throw new Error(`invalid mac: ${JSON.stringify(nic.mac)}`);
+  let netdev: string;
+  if (nic.kind === 'tap') {
+    if (typeof nic.ifname !== 'string' || !IFNAME.test(nic.ifname) || nic.ifname === '.' || nic.ifname === '..') {
+      throw new Error(`invalid tap name: ${JSON.stringify(nic.ifname)}`);
+    }
+    netdev = `tap,id=${nic.id},ifname=${nic.ifname},script=no,downscript=no`;
+  } else if (nic.kind === 'mcast') {
+    validateIPv4(nic.group, 'multicast group');
+    if (Number(nic.group.split('.')[0]) >> 4 !== 0xe) throw new Error(`not a multicast group: ${nic.group}`);
+    validatePort(nic.port, 'multicast port');
+    validateIPv4(nic.localAddr, 'multicast local address');
+    netdev = `socket,id=${nic.id},mcast=${nic.group}:${nic.port},localaddr=${nic.localAddr}`;
+  } else {
+    throw new Error(`invalid nic kind: ${JSON.stringify((nic as { kind: unknown }).kind)}`);
+  }
+  let dev = `${device},netdev=${nic.id},id=nic-${nic.id},mac=${nic.mac}`;
+  if (nic.mtu !== undefined) {
+    validateIntRange(nic.mtu, 576, 65535, 'nic mtu');
+    if (device === 'virtio-net-pci') dev += `,host_mtu=${nic.mtu}`;
+  }
+  return ['-netdev', netdev, '-device', dev];
 }
 
 export const RUN_FILES = {
@@ -180,15 +209,21 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
     );
   }
 
-  const netdev = ['user', 'id=net0', ...spec.forwards.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(',');
+  let netdev: string;
+  if (spec.tap !== undefined) {
+    if (typeof spec.tap !== 'string' || !IFNAME.test(spec.tap) || spec.tap === '.' || spec.tap === '..') {
+      throw new Error(`invalid tap name: ${JSON.stringify(spec.tap)}`);
+    }
+    netdev = `tap,id=net0,ifname=${spec.tap},script=no,downscript=no`;
+  } else {
+    netdev = ['user', 'id=net0', ...spec.forwards.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(',');
+  }
   args.push(
     '-netdev', netdev,
     '-device', `${nicDevice},netdev=net0,id=nic0,mac=${macForTask(spec.taskId)}${spec.biosMode === 'pxe' ? ',bootindex=1' : ''}`,
   );
-  for (const a of spec.extraNetArgs ?? []) {
-    if (typeof a !== 'string' || a.length === 0 || CONTROL.test(a)) throw new Error(`invalid extra net argument: ${JSON.stringify(a)}`);
-    args.push(a);
-  }
+  // LAN and multicast NICs are always virtio (the original's model for them), whatever the first NIC is
+  for (const nic of spec.extraNics ?? []) args.push(...extraNicArgs(nic, 'virtio-net-pci', ids));
 
   if (spec.biosMode === 'pxe') args.push('-boot', 'n');
 

@@ -13,6 +13,9 @@ export interface HostForward {
   guestPort: number;
 }
 
+import type { ExtraNic } from '../net/nic.js';
+export type { ExtraNic } from '../net/nic.js';
+
 export interface VmDisk {
   /** guest name: vda, vdb, ... */
   name: string;
@@ -35,10 +38,12 @@ export interface VmSpec {
   biosMode: BiosMode;
   os: GuestOs;
   nicModel: NicModel;
-  /** user-mode networking host forwards */
+  /** user-mode networking host forwards (ignored when `tap` is set) */
   forwards: HostForward[];
-  /** extra NICs, e.g. LAN sockets (later issues) as raw -netdev/-device argument pairs built by net/ */
-  extraNetArgs?: string[];
+  /** bridge mode: the main NIC is this existing tap (created by net/) instead of QEMU user networking */
+  tap?: string;
+  /** more NICs: a LAN (tap on a LAN bridge, or a multicast segment in user mode) and multicast groups */
+  extraNics?: ExtraNic[];
   vnc: { listen: string; port: number; password: string };
   /** host PCI addresses (0000:3b:00.0) passed through with vfio-pci */
   gpus: string[];

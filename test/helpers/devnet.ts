@@ -54,6 +54,8 @@ export interface DevnetOptions {
   extraArgs?: string[];
   /** more environment for the daemon */
   env?: Record<string, string>;
+  /** run the daemon inside this network namespace (`ip netns exec NS node ...`) */
+  netns?: string;
 }
 
 /** wait until dbc up (re)writes devnet.json: its mtime differs from `before` (undefined: no file before) */
@@ -89,7 +91,8 @@ export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
       '--delete-grace', String(o.deleteGraceS ?? 3 * 24 * 3600),
       ...(o.extraArgs ?? []),
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug', ...o.env } });
+    const [bin, argv] = o.netns ? ['ip', ['netns', 'exec', o.netns, process.execPath, ...args]] : [process.execPath, args];
+    const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug', ...o.env } });
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));
     const j = await waitForFile(devnetFile, proc, before, 60_000, () => out);

@@ -26,11 +26,11 @@ export async function taskStatus(d: Devnet, taskId: string): Promise<string> {
   return (await taskDetail(d, taskId)).status;
 }
 
-export async function waitStatus(d: Devnet, taskId: string, status: string, timeoutMs: number): Promise<any> {
+export async function waitStatus(d: Devnet, taskId: string, status: string, timeoutMs: number, seed = d.renter.seed): Promise<any> {
   let last = '';
   try {
     return await waitFor(`status ${status}`, async () => {
-      const detail = await taskDetail(d, taskId);
+      const detail = await taskDetail(d, taskId, seed);
       last = `${detail.status} ${detail.last_error ?? ''}`;
       return detail.status === status ? detail : undefined;
     }, timeoutMs, 500);

@@ -122,8 +122,19 @@ test('/stat and /config are never answered by the original: 500 Unhandled', () =
   }
 });
 
+test('/lan: list, create (the literal first), delete/<name>, <name>', () => {
+  assert.deepEqual(resolve('POST', '/api/v1/lan'), { kind: 'node', route: 'lan.list', params: {}, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/lan/create'), { kind: 'node', route: 'lan.create', params: {}, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/lan/delete/testnet1'), { kind: 'node', route: 'lan.delete', params: { network_name: 'testnet1' }, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/lan/testnet1'), { kind: 'node', route: 'lan.detail', params: { network_name: 'testnet1' }, query: {} });
+  assert.equal(refusal('POST', '/api/v1/lan/delete').message, 'invalid uri, please use /lan/delete/<network_name>');
+  assert.equal(refusal('POST', '/api/v1/lan/delete/a/b').errcode, -25);
+  assert.equal(refusal('POST', '/api/v1/lan/a/b').errcode, -25);
+  assert.equal(refusal('GET', '/api/v1/lan').message, 'only support POST request');
+});
+
 test('families not built yet and unknown URIs are 404 not support uri', () => {
-  for (const url of ['/api/v1/lan/create',
+  for (const url of [
     '/api/v1/rent_orders', '/api/v1/monitor', '/api/v1/bare_metal', '/api/v1/deeplink', '/api/v1/nothing', '/api/v1tasks']) {
     assert.deepEqual(refusal('POST', url), { status: 404, errcode: -32601, message: `not support uri:${url}` });
   }

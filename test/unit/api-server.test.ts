@@ -135,7 +135,9 @@ test('envelope errors: status, errcode and text', async () => {
       ['/api/v1/tasks/a/b/c', body(), 400, -32600, 'invalid requests uri'],
       ['/api/v1/tasks/reboot/T1', body(), 500, -32701, 'Unhandled request'],
       ['/api/v1/stat', body(), 500, -32701, 'Unhandled request'],
-      ['/api/v1/lan', body(), 404, -32601, 'not support uri:/api/v1/lan'],
+      ['/api/v1/monitor', body(), 404, -32601, 'not support uri:/api/v1/monitor'],
+      ['/api/v1/lan/testnet1', '{"peer_nodes_list":[],"additional":{}}', 400, -25, 'network name not exist'],
+      ['/api/v1/lan/create', '{"peer_nodes_list":[],"additional":{}}', 400, -25, 'peer_nodeid is empty'],
       ['/other', body(), 400, -32600, 'request uri is invalid, uri:/other'],
     ];
     for (const [url, payload, status, errcode, message] of cases) {

@@ -81,11 +81,15 @@ test('disks are virtio-blk qcow2 with stable ids, vda boots first, seed is read-
 });
 
 test('user networking: one hostfwd per forward, NIC model and a MAC stable per task', () => {
-  const a = buildQemuArgs(spec({ nicModel: 'e1000', extraNetArgs: ['-netdev', 'socket,id=lan0,mcast=230.0.0.1:1234'] }), env);
+  const a = buildQemuArgs(
+    spec({ nicModel: 'e1000', extraNics: [{ id: 'lan0', kind: 'mcast', mac: '52:54:00:aa:bb:cc', group: '239.254.0.7', port: 20001, localAddr: '127.0.0.1' }] }),
+    env,
+  );
   assert.deepEqual(values(a, '-netdev'), [
     'user,id=net0,hostfwd=tcp:0.0.0.0:20022-:22,hostfwd=udp:127.0.0.1:20053-:53',
-    'socket,id=lan0,mcast=230.0.0.1:1234',
+    'socket,id=lan0,mcast=239.254.0.7:20001,localaddr=127.0.0.1',
   ]);
+  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:aa:bb:cc'));
   const mac = macForTask('t1');
   assert.match(mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
   assert.equal(mac, macForTask('t1'));
@@ -162,4 +166,25 @@ test('values that would break QEMU option syntax or escape the run directory are
     assert.throws(() => buildQemuArgs(spec(over), env), Error, what);
   }
   assert.throws(() => buildQemuArgs(spec({ biosMode: 'uefi' }), { ...env, ovmfVars: '/a,b' }), Error, 'ovmf vars with comma');
+});
+
+test('bridge mode: the first NIC is a tap, LAN NICs carry their MTU, bad names and groups are refused', () => {
+  const a = buildQemuArgs(
+    spec({ tap: 'dtm0123456789', extraNics: [{ id: 'lan0', kind: 'tap', mac: '52:54:00:01:02:03', ifname: 'dtl0123456789', mtu: 1450 }] }),
+    env,
+  );
+  assert.deepEqual(values(a, '-netdev'), [
+    'tap,id=net0,ifname=dtm0123456789,script=no,downscript=no',
+    'tap,id=lan0,ifname=dtl0123456789,script=no,downscript=no',
+  ]);
+  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:01:02:03,host_mtu=1450'));
+  assert.throws(() => buildQemuArgs(spec({ tap: 'tap0,script=/bin/sh' }), env), /invalid tap name/);
+  assert.throws(
+    () => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'mcast', mac: '52:54:00:01:02:03', group: '10.0.0.1', port: 5000, localAddr: '127.0.0.1' }] }), env),
+    /not a multicast group/,
+  );
+  assert.throws(
+    () => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'tap', mac: '52:54:00:01:02:03,x=1', ifname: 'dtl1' }] }), env),
+    /invalid mac/,
+  );
 });

@@ -6,6 +6,21 @@ import { parseCreateParams, parseModifyParams, optString } from '../params.js';
 import type { Caller, Handler, NodeContext } from '../context.js';
 
 import { owner, ownedTask } from './caller.js';
+import { nicMac } from '../../net/mac.js';
+
+/** the VM's NICs as the original listed them (name, type, mac_address), plus the model and the LAN or group */
+function interfacesOf(ctx: NodeContext, task: TaskRow): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [
+    { name: 'net0', type: ctx.networkMode === 'bridge' ? 'bridge' : 'user', model: task.nic_model, mac_address: nicMac(task.task_id) },
+  ];
+  if (task.network_name) {
+    out.push({ name: 'lan0', type: ctx.networkMode === 'bridge' ? 'bridge' : 'mcast', model: 'virtio', mac_address: nicMac(task.task_id, 'lan0'), network_name: task.network_name });
+  }
+  (JSON.parse(task.multicast) as string[]).forEach((group, i) => {
+    out.push({ name: `mc${i}`, type: 'mcast', model: 'virtio', mac_address: nicMac(task.task_id, `mc${i}`), multicast: group });
+  });
+  return out;
+}
 
 export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unknown> {
   const customPorts = JSON.parse(task.custom_ports) as string[];
@@ -35,7 +50,7 @@ export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unkn
     bios_mode: task.bios_mode,
     custom_port: customPorts,
     disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: d.path })),
-    interface: [{ name: 'net0', type: 'user', model: task.nic_model }],
+    interface: interfacesOf(ctx, task),
     // ours: structured login info and the latest operation
     login: {
       host: ctx.publicHost,
@@ -46,6 +61,11 @@ export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unkn
   });
   if (task.rent_order) detail.rent_order = task.rent_order;
   if (task.network_name) detail.network_name = task.network_name;
+  const multicast = JSON.parse(task.multicast) as string[];
+  if (multicast.length > 0) detail.multicast = multicast;
+  const addrs = ctx.engine.net.addresses(task);
+  if (addrs.local_ip) detail.local_ip = addrs.local_ip;
+  if (addrs.local_address) detail.local_address = addrs.local_address;
   if (filters.length > 0) detail.network_filters = filters;
   if (task.pending !== '{}') detail.pending_changes = JSON.parse(task.pending);
   if (task.last_error) detail.last_error = task.last_error;

@@ -1,0 +1,143 @@
+// Throughput of a forwarded guest TCP port: bridge mode (kernel DNAT by nftables, VM on a tap) against user mode
+// (QEMU's user-space hostfwd), same guest image and VM shape, same run, rounds alternating.
+// Bridge mode runs `dbc up --network bridge` inside a network namespace the bench creates, reached from the root
+// namespace over a veth (so packets take the real prerouting-DNAT-forward path); user mode is a plain `dbc up`.
+// Each round: the guest's busybox `nc -l -p 5001 > /dev/null` is (re)started over SSH, the bench connects to the
+// forwarded port, writes BYTES, half-closes and times until the guest's nc closes the connection. Prints JSON.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { freeTcpPort, post, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
+import { freeVncPort, waitStatus } from '../test/helpers/tasks.js';
+
+const BYTES = Number(process.env.BENCH_FWD_MIB ?? 64) * 1024 * 1024;
+const ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 3);
+const R = randomBytes(2).toString('hex');
+const NS = `dbfw${R}`;
+const VETH = `dbfv${R}`;
+const HOST_IP = '10.78.0.2';
+
+const sh = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 30_000 });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+function setup(): void {
+  sh(['ip', 'netns', 'add', NS]);
+  sh(['ip', 'netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
+  sh(['ip', 'link', 'add', VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS]);
+  sh(['ip', 'addr', 'add', '10.78.0.1/24', 'dev', VETH]);
+  sh(['ip', 'link', 'set', VETH, 'up']);
+  sh(['ip', 'netns', 'exec', NS, 'ip', 'addr', 'add', `${HOST_IP}/24`, 'dev', 'eth0']);
+  sh(['ip', 'netns', 'exec', NS, 'ip', 'link', 'set', 'eth0', 'up']);
+  sh(['ip', 'netns', 'exec', NS, 'ip', 'route', 'add', 'default', 'via', '10.78.0.1']);
+}
+
+function teardown(): void {
+  try {
+    for (const pid of sh(['ip', 'netns', 'pids', NS]).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+  } catch {
+    // none
+  }
+  for (const args of [['ip', 'link', 'del', VETH], ['ip', 'netns', 'del', NS]]) {
+    try {
+      sh(args);
+    } catch {
+      // gone
+    }
+  }
+}
+
+interface Vm {
+  host: string;
+  ssh: number;
+  data: number;
+  password: string;
+}
+
+async function bootVm(d: Devnet, host: string): Promise<Vm> {
+  const ssh = await freeTcpPort();
+  const data = await freeTcpPort();
+  const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
+    image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
+    custom_port: [`tcp,${data}:5001`],
+  }));
+  if (r.body.errcode !== 0) throw new Error(r.text);
+  const detail = await waitStatus(d, r.body.message.task_id, 'running', 240_000);
+  await waitFor('ssh', () => sshExec(host, ssh, 'dbc', detail.login_password, 'true', 10_000), 180_000, 2000);
+  return { host, ssh, data, password: detail.login_password };
+}
+
+/** one transfer: MB/s from connect to the guest's close */
+async function transfer(vm: Vm): Promise<number> {
+  await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'pkill -f "nc -l -p 5001" ; (nc -l -p 5001 > /dev/null 2>&1 &) ; sleep 0.3', 15_000);
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  return new Promise<number>((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const sock = net.connect(vm.data, vm.host);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('transfer timeout'));
+    }, 180_000);
+    let sent = 0;
+    const pump = () => {
+      while (sent < BYTES) {
+        sent += chunk.length;
+        if (!sock.write(chunk)) return sock.once('drain', pump);
+      }
+      sock.end();
+    };
+    sock.on('connect', pump);
+    sock.on('data', () => undefined);
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      resolve(BYTES / 1024 / 1024 / s);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  teardown();
+  setup();
+  let bridge: Devnet | undefined;
+  let user: Devnet | undefined;
+  try {
+    [bridge, user] = await Promise.all([
+      startDevnet({ netns: NS, extraArgs: ['--host', HOST_IP, '--network', 'bridge', '--lan-local', HOST_IP, '--no-local-image-server'] }),
+      startDevnet({ extraArgs: ['--no-local-image-server'] }),
+    ]);
+    const [vb, vu] = await Promise.all([bootVm(bridge, HOST_IP), bootVm(user, '127.0.0.1')]);
+    const b: number[] = [];
+    const u: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      b.push(await transfer(vb));
+      u.push(await transfer(vu));
+      await sleep(200);
+    }
+    const bm = median(b);
+    const um = median(u);
+    console.log(JSON.stringify({
+      bytes_per_round: BYTES,
+      rounds: ROUNDS,
+      bridge_nft_mib_s: b.map((x) => round(x)),
+      user_hostfwd_mib_s: u.map((x) => round(x)),
+      bridge_median_mib_s: round(bm),
+      user_median_mib_s: round(um),
+      ratio_bridge_vs_user: round(bm / um, 2),
+      note: 'TCG guests on this host: both paths end in the same emulated virtio-net NIC; the difference is the host side (kernel DNAT vs slirp)',
+    }, null, 2));
+  } finally {
+    await Promise.allSettled([bridge?.destroy(), user?.destroy()]);
+    teardown();
+  }
+}
+
+main().catch((err) => {
+  console.log(JSON.stringify({ error: (err as Error).message }));
+  teardown();
+  process.exit(1);
+});

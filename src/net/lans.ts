@@ -1,0 +1,249 @@
+// Private LANs (original §11): the registry behind lan/create, lan, lan/<name>, lan/delete/<name> and
+// tasks/start's network_name. Validation with the original's texts, the VXLAN id, this host's share of each
+// LAN's addresses, and static DHCP leases for the member VMs. Devices and DHCP servers are the network driver's.
+import { createHash } from 'node:crypto';
+import { LanErrors } from '../protocol/errors.js';
+import type { AddressRow, NetworkRow, NetworkStore } from '../store/networks.js';
+import { contains, formatCidr, formatIp, hostRange, isMulticast, netmask, overlaps, parseCidr, parseIp, type Cidr } from './ipv4.js';
+
+export const LAN_NAME_RE = /^[A-Za-z0-9]{6,10}$/;
+/** LANs bigger than a /16 would make huge lease tables; smaller than a /29 leave no room for VMs */
+export const LAN_MIN_PREFIX = 16;
+export const LAN_MAX_PREFIX = 29;
+
+export interface LanRegistryOptions {
+  /** networks a LAN must not overlap: the node bridge, the original's libvirt default, the host's own networks */
+  reserved: Array<{ cidr: string; what: string }>;
+  /** this host's position among the hosts that share LAN segments (sorted underlay addresses) and their number */
+  hostIndex: number;
+  hostCount: number;
+  now: () => number;
+}
+
+/** derived from (owner, name) so the same renter's LAN of the same name gets the same VXLAN id on every host */
+export function vniOf(wallet: string, name: string): number {
+  const h = createHash('sha256').update(`${wallet}/${name}`).digest();
+  return 1 + (h.readUIntBE(0, 3) % 0xfffffe);
+}
+
+export function validateLanName(name: unknown): string {
+  if (name === undefined || name === null || name === '') throw LanErrors.nameEmpty();
+  if (typeof name !== 'string' || !LAN_NAME_RE.test(name)) throw LanErrors.nameInvalid();
+  return name;
+}
+
+export class LanRegistry {
+  private readonly reserved: Array<{ cidr: Cidr; text: string; what: string }>;
+
+  constructor(
+    private readonly store: NetworkStore,
+    private readonly opts: LanRegistryOptions,
+  ) {
+    if (!Number.isInteger(opts.hostCount) || opts.hostCount < 1 || opts.hostIndex < 0 || opts.hostIndex >= opts.hostCount) {
+      throw new Error(`invalid LAN host slot ${opts.hostIndex}/${opts.hostCount}`);
+    }
+    this.reserved = opts.reserved.map((r) => {
+      const c = parseCidr(r.cidr, { allowBare: true });
+      if (!c) throw new Error(`invalid reserved network ${r.cidr}`);
+      return { cidr: c, text: formatCidr(c), what: r.what };
+    });
+  }
+
+  // --- the API's operations -----------------------------------------------------------------------------
+
+  create(wallet: string, name: unknown, ipCidr: unknown): NetworkRow {
+    const n = validateLanName(name);
+    if (this.store.get(n)) throw LanErrors.nameExists();
+    const cidr = this.validateCidr(ipCidr, wallet);
+    const vni = vniOf(wallet, n);
+    if (this.store.all().some((r) => r.vni === vni)) throw LanErrors.vniFull();
+    const now = this.opts.now();
+    const row: NetworkRow = { name: n, wallet, ip_cidr: formatCidr(cidr), vni, created_at: now, last_used_at: now, updated_at: now };
+    this.store.insert(row);
+    return row;
+  }
+
+  get(name: string): NetworkRow | undefined {
+    return LAN_NAME_RE.test(name) ? this.store.get(name) : undefined;
+  }
+
+  list(wallet?: string): NetworkRow[] {
+    const all = this.store.all();
+    return wallet === undefined ? all : all.filter((r) => r.wallet === wallet);
+  }
+
+  /** lan/delete: the owner's network without members */
+  checkDelete(wallet: string, name: string): NetworkRow {
+    const row = this.get(name);
+    if (!row) throw LanErrors.notExist();
+    if (row.wallet !== wallet) throw LanErrors.notOwner();
+    if (this.store.members(name).length > 0) throw LanErrors.inUse();
+    return row;
+  }
+
+  remove(name: string): void {
+    this.store.remove(name);
+  }
+
+  /** tasks/start with network_name: the caller's own LAN, else the original's `can not find network info` */
+  forCreate(wallet: string, name: unknown): NetworkRow {
+    if (typeof name !== 'string' || !LAN_NAME_RE.test(name)) throw LanErrors.noNetworkInfo();
+    const row = this.store.get(name);
+    if (!row || row.wallet !== wallet) throw LanErrors.noNetworkInfo();
+    return row;
+  }
+
+  members(name: string): string[] {
+    return this.store.members(name);
+  }
+
+  /** networks without members unused for maxIdleMs (idle cleanup); touches the ones in use */
+  idle(maxIdleMs: number): NetworkRow[] {
+    const now = this.opts.now();
+    const out: NetworkRow[] = [];
+    for (const row of this.store.all()) {
+      if (this.store.members(row.name).length > 0) this.store.touch(row.name, now);
+      else if (now - row.last_used_at >= maxIdleMs) out.push(row);
+    }
+    return out;
+  }
+
+  // --- addresses ------------------------------------------------------------------------------------------
+
+  /** this host's DHCP server address on the LAN: the top addresses belong to the hosts, one each */
+  serverIp(row: Pick<NetworkRow, 'ip_cidr'>): string {
+    const range = this.range(row);
+    return formatIp(range.last - this.opts.hostIndex);
+  }
+
+  netmask(row: Pick<NetworkRow, 'ip_cidr'>): string {
+    return netmask(this.cidr(row).prefix);
+  }
+
+  /** the VM's address on the LAN: kept when it has one, else the lowest free one of this host's slice */
+  assign(taskId: string, row: NetworkRow, mac: string): string {
+    const had = this.store.address(taskId, row.name);
+    if (had) return had.ip;
+    const slice = this.slice(row);
+    const used = new Set(this.store.addressesOf(row.name).map((a) => parseIp(a.ip)));
+    for (let ip = slice.first; ip <= slice.last; ip++) {
+      if (used.has(ip)) continue;
+      this.store.insertAddress({ task_id: taskId, net: row.name, ip: formatIp(ip), mac });
+      this.store.touch(row.name, this.opts.now());
+      return formatIp(ip);
+    }
+    throw LanErrors.full(row.name);
+  }
+
+  address(taskId: string, name: string): AddressRow | undefined {
+    return this.store.address(taskId, name);
+  }
+
+  leases(name: string): AddressRow[] {
+    return this.store.addressesOf(name);
+  }
+
+  /** the task left the LAN (deleted) */
+  release(taskId: string, name: string): void {
+    this.store.removeAddresses(taskId, name);
+    if (this.store.get(name)) this.store.touch(name, this.opts.now());
+  }
+
+  /** this host's share of the LAN: the usable range minus the hosts' server addresses, cut in hostCount slices */
+  slice(row: Pick<NetworkRow, 'ip_cidr'>): { first: number; last: number } {
+    const r = this.range(row);
+    const usable = r.last - this.opts.hostCount - r.first + 1;
+    const size = Math.floor(usable / this.opts.hostCount);
+    const first = r.first + this.opts.hostIndex * size;
+    return { first, last: first + size - 1 };
+  }
+
+  /** the original's list item, plus what the driver adds (devices or the multicast segment) */
+  describe(row: NetworkRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const range = this.range(row);
+    const d = new Date(row.last_used_at);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const lastUse = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    return {
+      network_name: row.name,
+      bridge_name: '',
+      vxlan_name: '',
+      vxlan_vni: String(row.vni),
+      ip_cidr: row.ip_cidr,
+      ip_start: formatIp(range.first),
+      ip_end: formatIp(range.last),
+      dhcp_interface: '',
+      machine_id: '',
+      rent_wallet: row.wallet,
+      members: this.store.members(row.name),
+      lastUseTime: lastUse,
+      native_flags: '3',
+      ...extra,
+    };
+  }
+
+  // --- internals ----------------------------------------------------------------------------------------
+
+  private cidr(row: Pick<NetworkRow, 'ip_cidr'>): Cidr {
+    const c = parseCidr(row.ip_cidr);
+    if (!c) throw new Error(`stored network has a bad cidr: ${row.ip_cidr}`);
+    return c;
+  }
+
+  private range(row: Pick<NetworkRow, 'ip_cidr'>): { first: number; last: number } {
+    const r = hostRange(this.cidr(row));
+    if (!r) throw new Error(`network ${row.ip_cidr} has no host addresses`);
+    return r;
+  }
+
+  private validateCidr(text: unknown, wallet: string): Cidr {
+    if (text === undefined || text === null || text === '') throw LanErrors.cidrEmpty();
+    if (typeof text !== 'string') throw LanErrors.cidrInvalid();
+    if (text.includes('192.168.122.')) throw LanErrors.cidrInvalid('192.168.122.0/24 is the hosts\' default network');
+    const c = parseCidr(text.trim());
+    if (!c) throw LanErrors.cidrInvalid('use a.b.c.d/n');
+    if (c.prefix < LAN_MIN_PREFIX || c.prefix > LAN_MAX_PREFIX) {
+      throw LanErrors.cidrInvalid(`prefix must be /${LAN_MIN_PREFIX} to /${LAN_MAX_PREFIX}`);
+    }
+    const first = c.network >>> 24;
+    if (first === 0 || first === 127 || first >= 224 || isMulticast(c.network) || (first === 169 && (c.network >>> 16 & 255) === 254)) {
+      throw LanErrors.cidrInvalid(`${formatCidr(c)} is not a usable unicast network`);
+    }
+    const slice = Math.floor(((hostRange(c)?.last ?? 0) - (hostRange(c)?.first ?? 0) + 1 - this.opts.hostCount) / this.opts.hostCount);
+    if (slice < 1) throw LanErrors.cidrInvalid(`${formatCidr(c)} is too small for ${this.opts.hostCount} hosts`);
+    for (const r of this.reserved) {
+      if (overlaps(c, r.cidr)) throw LanErrors.cidrInvalid(`${formatCidr(c)} overlaps ${r.what} ${r.text}`);
+    }
+    // the same renter's LANs are reachable from one VM at a time only, but two of them with overlapping ranges on
+    // one host would make the host's own DHCP addresses ambiguous; other renters' LANs are separate segments
+    for (const other of this.store.all()) {
+      if (other.wallet !== wallet) continue;
+      const oc = parseCidr(other.ip_cidr);
+      if (oc && overlaps(c, oc)) throw LanErrors.cidrExists(`${formatCidr(c)} overlaps network ${other.name} (${other.ip_cidr})`);
+    }
+    return c;
+  }
+}
+
+/** multicast on tasks/start: ["ip:port", ...] with ip in 224.0.0.0/4 (original texts); `reserved` = the node's own groups */
+export function parseMulticast(list: readonly string[], reserved?: Cidr): Array<{ group: string; port: number }> {
+  const out: Array<{ group: string; port: number }> = [];
+  const seen = new Set<string>();
+  if (list.length > 8) throw LanErrors.multicastFormat();
+  for (const item of list) {
+    if (typeof item !== 'string') throw LanErrors.multicastFormat();
+    const m = /^([0-9.]+):([0-9]+)$/.exec(item.trim());
+    if (!m) throw LanErrors.multicastFormat();
+    const ip = parseIp(m[1]);
+    if (ip === null) throw LanErrors.multicastFormat();
+    if (!isMulticast(ip)) throw LanErrors.notMulticast();
+    const port = Number(m[2]);
+    if (!/^[1-9][0-9]{0,4}$/.test(m[2]!) || port > 65535) throw LanErrors.multicastPort();
+    if (reserved && contains(reserved, ip)) throw LanErrors.multicastReserved(m[1]!);
+    const key = `${m[1]}:${port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ group: m[1]!, port });
+  }
+  return out;
+}

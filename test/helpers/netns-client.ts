@@ -1,0 +1,38 @@
+// Runs one client action from inside a network namespace (the tests' "internet"), as a child process:
+//   ip netns exec NS node netns-client.js '{"op":"ssh","host":..,"port":..,"user":..,"password":..,"cmd":..,"timeoutMs":..}'
+//   ip netns exec NS node netns-client.js '{"op":"udp","host":..,"port":..,"text":..,"count":..}'
+// Prints one JSON line {ok, out} or {ok:false, error}.
+import dgram from 'node:dgram';
+import { sshExec } from './devnet.js';
+
+interface Cmd {
+  op: 'ssh' | 'udp';
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  cmd?: string;
+  timeoutMs?: number;
+  text?: string;
+  count?: number;
+}
+
+const c = JSON.parse(process.argv[2] ?? '{}') as Cmd;
+try {
+  if (c.op === 'ssh') {
+    const out = await sshExec(c.host, c.port, c.user ?? 'dbc', c.password ?? '', c.cmd ?? 'true', c.timeoutMs ?? 15_000);
+    console.log(JSON.stringify({ ok: true, out }));
+  } else {
+    const sock = dgram.createSocket('udp4');
+    for (let i = 0; i < (c.count ?? 5); i++) {
+      await new Promise<void>((res, rej) => sock.send(`${c.text ?? 'hello'}\n`, c.port, c.host, (e) => (e ? rej(e) : res())));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    sock.close();
+    console.log(JSON.stringify({ ok: true, out: '' }));
+  }
+  process.exit(0);
+} catch (err) {
+  console.log(JSON.stringify({ ok: false, error: (err as Error).message }));
+  process.exit(0);
+}
