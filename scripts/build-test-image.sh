@@ -103,6 +103,13 @@ else
   [ ! -s "$W/cc.log" ] || cat "$W/cc.log" >&2
   echo "build-test-image: cannot build dbc-ping (needs gcc and libc6-dev): guest ping works for root only" >&2
 fi
+# a UDP echo server for the forwarded-UDP tests (busybox has no UDP listener)
+if command -v cc >/dev/null && cc -static -Os -s -o "$W/dbc-udp-echo" "$GUEST/dbc-udp-echo.c" 2>"$W/cc.log"; then
+  install -m 755 "$W/dbc-udp-echo" "$R/bin/dbc-udp-echo"
+else
+  [ ! -s "$W/cc.log" ] || cat "$W/cc.log" >&2
+  echo "build-test-image: cannot build dbc-udp-echo (needs gcc and libc6-dev)" >&2
+fi
 for b in /usr/sbin/dropbear /usr/bin/dropbearkey /sbin/mke2fs /sbin/blkid; do
   rm -f "$R/bin/${b##*/}"; cp "$b" "$R/bin/${b##*/}"
   for lib in $(ldd "$b" | awk '/=>/ { print $3 } /^[ \t]*\/lib64\// { print $1 }'); do

@@ -23,13 +23,17 @@ try {
     const out = await sshExec(c.host, c.port, c.user ?? 'dbc', c.password ?? '', c.cmd ?? 'true', c.timeoutMs ?? 15_000);
     console.log(JSON.stringify({ ok: true, out }));
   } else {
+    // send a datagram every 300 ms until an answer comes back (the guest runs dbc-udp-echo) or count runs out
     const sock = dgram.createSocket('udp4');
-    for (let i = 0; i < (c.count ?? 5); i++) {
+    let answer = '';
+    sock.on('message', (m) => (answer ||= m.toString()));
+    await new Promise<void>((res) => sock.bind(0, () => res()));
+    for (let i = 0; i < (c.count ?? 5) && !answer; i++) {
       await new Promise<void>((res, rej) => sock.send(`${c.text ?? 'hello'}\n`, c.port, c.host, (e) => (e ? rej(e) : res())));
       await new Promise((r) => setTimeout(r, 300));
     }
     sock.close();
-    console.log(JSON.stringify({ ok: true, out: '' }));
+    console.log(JSON.stringify({ ok: answer !== '', out: answer }));
   }
   process.exit(0);
 } catch (err) {
