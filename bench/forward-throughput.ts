@@ -67,9 +67,20 @@ async function bootVm(d: Devnet, host: string): Promise<Vm> {
   return { host, ssh, data, password: detail.login_password };
 }
 
-/** one transfer: MB/s from connect to the guest's close */
+/** one transfer: MiB/s from connect to the guest's close; the guest must have received every byte */
 async function transfer(vm: Vm): Promise<number> {
-  await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'pkill -f "nc -l -p 5001" ; (nc -l -p 5001 > /dev/null 2>&1 &) ; sleep 0.3', 15_000);
+  const rate = await send(vm);
+  const count = await waitFor('guest byte count', async () => {
+    const out = (await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'cat /tmp/fwd.count 2>/dev/null', 15_000)).trim();
+    return /^\d+$/.test(out) ? Number(out) : undefined;
+  }, 30_000, 500);
+  if (count !== BYTES) throw new Error(`the guest received ${count} bytes of ${BYTES}`);
+  return rate;
+}
+
+async function send(vm: Vm): Promise<number> {
+  // (pkill -x: an -f pattern would match this very shell's command line)
+  await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'pkill -x nc; rm -f /tmp/fwd.count; (nc -l -p 5001 | wc -c > /tmp/fwd.count 2>&1 &) ; sleep 0.3', 15_000);
   const chunk = Buffer.alloc(256 * 1024, 0x5a);
   return new Promise<number>((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -88,12 +99,15 @@ async function transfer(vm: Vm): Promise<number> {
     };
     sock.on('connect', pump);
     sock.on('data', () => undefined);
+    let failed = false;
     sock.on('error', (e) => {
+      failed = true;
       clearTimeout(timer);
       reject(e);
     });
     sock.on('close', () => {
       clearTimeout(timer);
+      if (failed) return;
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       resolve(BYTES / 1024 / 1024 / s);
     });

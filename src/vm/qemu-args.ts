@@ -111,7 +111,7 @@ function extraNicArgs(nic: ExtraNic, device: string, ids: Set<string>): string[]
   } else {
     throw new Error(`invalid nic kind: ${JSON.stringify((nic as { kind: unknown }).kind)}`);
   }
-  let dev = `${device},netdev=${nic.id},id=nic-${nic.id},mac=${nic.mac}`;
+  let dev = `${device},netdev=${nic.id},id=nic-${nic.id},mac=${nic.mac},romfile=`;
   if (nic.mtu !== undefined) {
     validateIntRange(nic.mtu, 576, 65535, 'nic mtu');
     if (device === 'virtio-net-pci') dev += `,host_mtu=${nic.mtu}`;
@@ -220,7 +220,8 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
   }
   args.push(
     '-netdev', netdev,
-    '-device', `${nicDevice},netdev=net0,id=nic0,mac=${macForTask(spec.taskId)}${spec.biosMode === 'pxe' ? ',bootindex=1' : ''}`,
+    // no network-boot option ROM unless the VM boots from the network: iPXE's init costs seconds under TCG
+    '-device', `${nicDevice},netdev=net0,id=nic0,mac=${macForTask(spec.taskId)}${spec.biosMode === 'pxe' ? ',bootindex=1' : ',romfile='}`,
   );
   // LAN and multicast NICs are always virtio (the original's model for them), whatever the first NIC is
   for (const nic of spec.extraNics ?? []) args.push(...extraNicArgs(nic, 'virtio-net-pci', ids));

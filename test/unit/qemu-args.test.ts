@@ -89,12 +89,12 @@ test('user networking: one hostfwd per forward, NIC model and a MAC stable per t
     'user,id=net0,hostfwd=tcp:0.0.0.0:20022-:22,hostfwd=udp:127.0.0.1:20053-:53',
     'socket,id=lan0,mcast=239.254.0.7:20001,localaddr=127.0.0.1',
   ]);
-  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:aa:bb:cc'));
+  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:aa:bb:cc,romfile='));
   const mac = macForTask('t1');
   assert.match(mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
   assert.equal(mac, macForTask('t1'));
   assert.notEqual(mac, macForTask('t2'));
-  assert.ok(values(a, '-device').includes(`e1000,netdev=net0,id=nic0,mac=${mac}`));
+  assert.ok(values(a, '-device').includes(`e1000,netdev=net0,id=nic0,mac=${mac},romfile=`));
   assert.ok(buildQemuArgs(spec({ nicModel: 'rtl8139' }), env).some((x) => x.startsWith('rtl8139,netdev=net0')));
   assert.ok(buildQemuArgs(spec(), env).some((x) => x.startsWith('virtio-net-pci,netdev=net0')));
 });
@@ -177,7 +177,7 @@ test('bridge mode: the first NIC is a tap, LAN NICs carry their MTU, bad names a
     'tap,id=net0,ifname=dtm0123456789,script=no,downscript=no',
     'tap,id=lan0,ifname=dtl0123456789,script=no,downscript=no',
   ]);
-  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:01:02:03,host_mtu=1450'));
+  assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:01:02:03,romfile=,host_mtu=1450'));
   assert.throws(() => buildQemuArgs(spec({ tap: 'tap0,script=/bin/sh' }), env), /invalid tap name/);
   assert.throws(
     () => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'mcast', mac: '52:54:00:01:02:03', group: '10.0.0.1', port: 5000, localAddr: '127.0.0.1' }] }), env),
