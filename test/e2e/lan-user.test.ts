@@ -21,7 +21,8 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
   }
 
   before(async () => {
-    d = await startDevnet({ shutdownTimeoutS: 20 });
+    // LANs without VMs go after 20 s unused (checked by the reconciler every 15 s)
+    d = await startDevnet({ shutdownTimeoutS: 20, extraArgs: ['--lan-idle', '20'] });
   });
   after(async () => {
     await d?.destroy().catch(() => undefined);
@@ -117,5 +118,14 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
     const detail = await post(d.api, `tasks/${vms[0]!.id}`, body());
     assert.equal(detail.body.message, 'task_id not exist');
     void taskDetail;
+  });
+
+  test('a LAN nobody uses is removed after --lan-idle', async () => {
+    const r = await post(d.api, 'lan/create', body({ network_name: 'idlenet1', ip_cidr: '192.168.91.0/24' }));
+    assert.equal(r.body.errcode, 0, r.text);
+    const t0 = Date.now();
+    await waitFor('idle LAN removed', async () => ((await post(d.api, 'lan/idlenet1', body())).body.errcode !== 0 ? true : undefined), 90_000, 1000);
+    assert.ok(Date.now() - t0 >= 15_000, 'not before the idle time');
+    assert.deepEqual((await post(d.api, 'lan/idlenet1', body())).body, { errcode: -3, message: 'network name not exist' });
   });
 });
