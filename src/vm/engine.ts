@@ -323,6 +323,7 @@ export class TaskEngine {
       kind: 'shutdown', transient: 'being shutdown', errorStatus: 'shutdown error', wantRunning: 0,
       work: async () => {
         const how = await this.hv.shutdown(task.task_id, this.config.shutdownTimeoutMs);
+        await this.net.release(task.task_id);
         this.log.info({ task_id: task.task_id, how }, 'vm shut down');
         return { status: 'closed', stage: how === 'acpi' ? 'closed by ACPI shutdown' : 'closed by hard stop after the ACPI timeout' };
       },
@@ -339,6 +340,7 @@ export class TaskEngine {
       kind: 'poweroff', transient: 'being poweroff', errorStatus: 'poweroff error', wantRunning: 0,
       work: async () => {
         await this.hv.destroy(taskId);
+        await this.net.release(taskId);
         return 'closed';
       },
     };
@@ -763,7 +765,10 @@ export class TaskEngine {
     if (!task) return;
     this.log.info({ task_id: taskId, reason }, 'vm exited');
     this.store.update(taskId, { status: 'closed', want_running: 0 });
-    void this.syncNetwork();
+    void this.net
+      .release(taskId)
+      .catch((err) => this.log.warn({ task_id: taskId, err: (err as Error).message }, 'network release failed'))
+      .then(() => this.syncNetwork());
   }
 
   /** make the database and the QEMU processes agree */

@@ -4,6 +4,7 @@
 //    LAN with the same subnet cannot reach them;
 //  - from the internet namespace, SSH to host_ip:ssh_port reaches the VM (nftables DNAT) and a custom UDP range
 //    forwards; a `drop` filter blocks new SSH connections and `accept` re-opens them;
+//  - stopping a VM removes its rules and taps;
 //  - after kill -9 of the daemon and a restart, the nftables table equals the one before (stale rules added
 //    meanwhile are gone) and the VM is still reachable.
 import { after, before, describe, test } from 'node:test';
@@ -190,6 +191,19 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     assert.ok(isolated.ok, JSON.stringify(isolated));
     assert.match(isolated.out!, /GATEWAY_OK/, 'ping itself works from b2');
     assert.doesNotMatch(isolated.out!, /REACHED/);
+  });
+
+  test('stopping a VM removes its forwards and taps; the other VM\'s stay', async () => {
+    const b1 = vm.b1!;
+    const b2 = vm.b2!;
+    assert.match(nftTable(NS.b), new RegExp(`dport ${b2.ssh} `));
+    const r = await post(B.api, `tasks/poweroff/${b2.id}`, bodyB({}, seed2));
+    assert.equal(r.body.errcode, 0, r.text);
+    await waitStatus(B, b2.id, 'closed', 60_000, seed2);
+    await waitFor('b2 rules gone', () => (nftTable(NS.b).includes(`dport ${b2.ssh} `) ? undefined : true), 30_000, 300);
+    assert.match(nftTable(NS.b), new RegExp(`dport ${b1.ssh} `));
+    const taps = new Set(inNs(NS.b, ['ip', '-o', 'link', 'show']).match(/dt[ml][0-9a-f]{10}/g) ?? []);
+    assert.equal(taps.size, 2, [...taps].join(' '));
   });
 
   test('a custom UDP range forwards to the VM', async () => {
