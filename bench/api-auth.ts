@@ -14,6 +14,7 @@ import { createBase58Id } from '../src/auth/base58.js';
 import { identityFromSeed } from '../src/auth/identity.js';
 import { signNonce } from '../src/cli/sign.js';
 import { post, signedBody, startDevnet, type Devnet } from '../test/helpers/devnet.js';
+import { percentile, rounder } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 1);
@@ -34,12 +35,7 @@ export interface ModeResult {
   first_error?: string;
 }
 
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-}
+const round = rounder(2);
 
 /**
  * Drive `url` with CONCURRENCY keep-alive connections: warm up, then measure for `seconds`.

@@ -29,6 +29,7 @@ import {
   type Devnet,
 } from '../test/helpers/devnet.js';
 import { freeVncPort } from '../test/helpers/tasks.js';
+import { median, rounder } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 3);
 const BOOT_TIMEOUT_MS = Number(process.env.BENCH_BOOT_TIMEOUT_MS ?? 120_000);
@@ -40,13 +41,7 @@ const HOLD_MS = 500;
 const TARGET_RATIO = 1.2;
 const TARGET_ACK_MS = 50;
 
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-const median = (xs: number[]) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const round = rounder(1);
 
 /** one connection: resolves with the first bytes if they are an SSH banner, false when closed/refused/silent */
 function tryBanner(port: number, waitMs: number): Promise<string | false> {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { freeTcpPort, post, qemuPidsUnder, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
 import { freeVncPort, waitStatus } from '../test/helpers/tasks.js';
+import { median, rounder } from './stats.js';
 
 const BYTES = Number(process.env.BENCH_FWD_MIB ?? 64) * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 3);
@@ -19,8 +20,7 @@ const VETH = `dbfv${R}`;
 const HOST_IP = '10.78.0.2';
 
 const sh = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 30_000 });
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const round = rounder(1);
 
 function setup(): void {
   sh(['ip', 'netns', 'add', NS]);

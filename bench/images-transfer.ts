@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { startRsyncDaemon } from '../src/images/daemon.js';
 import { rsyncUrl } from '../src/images/servers.js';
 import { MemoryTransferRepo, TransferManager } from '../src/images/transfers.js';
+import { median, rounder } from './stats.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -20,11 +21,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TARGET = 0.9;
 const quiet = { info() {}, warn() {}, error() {} };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const round = rounder(3);
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   await run('sync'); // no writeback of the previous run pending

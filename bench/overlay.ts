@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { QemuImg } from '../src/storage/qemu-img.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 const GiB = 1024 ** 3;
@@ -21,10 +22,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'dbc-bench-overlay-'));
 const qemuImg = new QemuImg({ timeoutMs: 10 * 60_000 });

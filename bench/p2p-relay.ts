@@ -26,6 +26,7 @@ import { identityFromSeed } from '../src/auth/identity.js';
 import { signNonce } from '../src/cli/sign.js';
 import { cliPath, post, signedBody, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
 import { LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../test/helpers/p2p.js';
+import { percentile, rounder } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
@@ -49,9 +50,7 @@ export interface LoadResult {
   first_error?: string;
 }
 
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-const percentile = (sorted: Float64Array, p: number) =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+const round = rounder(2);
 
 /** drive the API with `concurrency` keep-alive connections; next() gives [url path, body] per request */
 async function load(api: string, next: () => [string, string], seconds: number, warmupS: number, concurrency: number): Promise<LoadResult> {

@@ -14,6 +14,7 @@ import { TaskStore } from '../src/store/tasks.js';
 import { createDisk, createOverlay } from '../src/storage/qemu-img.js';
 import { SnapshotService } from '../src/storage/snapshots.js';
 import { fakeHost, fakeTask, FakeHv } from '../test/helpers/storage-fakes.js';
+import { median, rounder } from './stats.js';
 
 const run = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -25,11 +26,7 @@ const TARGET_OVERHEAD = 1.2;
 const TARGET_FIXED_S = 0.15;
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const round = rounder(3);
 
 const dir = mkdtempSync(join(tmpdir(), 'dbc-bench-snapshot-'));
 const daemon = await startRsyncDaemon({ dir: join(dir, 'centre') });

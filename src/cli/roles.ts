@@ -3,8 +3,8 @@
 // /p2p/<peer id>), and when ready writes DIR/<role>.json: {"peer_id", "multiaddrs": [...]} plus node_id (node) or
 // api (client).
 import '../p2p/polyfill.js';
-import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { placeFile } from '../util/files.js';
 import { Command, Option } from 'commander';
 import pino, { type Logger as Pino } from 'pino';

@@ -2,7 +2,7 @@
 // rental for a demo renter; it writes DIR/devnet.json and prints a walkthrough.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { placeFile } from '../util/files.js';
 import type { Command } from 'commander';

@@ -1,9 +1,9 @@
 // A local image centre for `dbc up`: `rsync --daemon --no-detach` as a child process with one writable module
 // `images` on DIR/image-server/, seeded with the test image, registered on the client as ID_1 (dbc-docs §8.3).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { placeFile } from '../util/files.js';
 import { listImages } from './rsync.js';
 import type { ImageServer } from './servers.js';

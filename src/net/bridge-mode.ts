@@ -9,6 +9,7 @@ import type { FilterRule } from './filters.js';
 import { BaseNetwork, type CommonNetOptions, type NetworkDriver, type VmNetwork } from './driver.js';
 import { formatCidr, formatIp, hostRange, parseCidr, parseIp, type Cidr } from './ipv4.js';
 import { deleteLink, ensureBridge, ensureTap, ensureVxlan, listLinks, setSysctl } from './links.js';
+import { allocateAddress } from './lans.js';
 import { ifSuffix, nicMac } from './mac.js';
 import { applyRuleset, type NftTask } from './nft.js';
 import type { ExtraNic } from './nic.js';
@@ -211,14 +212,10 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
   /** the VM's address on the node bridge: kept, else the lowest free one after the gateway */
   private assignMain(taskId: string, mac: string): string {
     const had = this.common.store.address(taskId, '');
-    if (had && had.mac === mac) return had.ip;
+    if (had) return had.ip;
     const range = hostRange(this.cidr)!;
-    const used = new Set(this.common.store.addressesOf('').map((a) => parseIp(a.ip)));
-    for (let ip = range.first + 1; ip <= range.last; ip++) {
-      if (used.has(ip)) continue;
-      this.common.store.insertAddress({ task_id: taskId, net: '', ip: formatIp(ip), mac });
-      return formatIp(ip);
-    }
-    throw NodeErrors.internal(`no free address on ${this.o.bridge} (${formatCidr(this.cidr)})`);
+    const ip = allocateAddress(this.common.store, { taskId, net: '', mac, first: range.first + 1, last: range.last });
+    if (ip === null) throw NodeErrors.internal(`no free address on ${this.o.bridge} (${formatCidr(this.cidr)})`);
+    return ip;
   }
 }

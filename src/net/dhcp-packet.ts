@@ -54,13 +54,17 @@ const ETH_MIN_FRAME = 60;
 const FLAG_BROADCAST = 0x8000;
 export const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 
-export interface DhcpPacket {
+/** the Ethernet / IPv4 / UDP addresses of a frame */
+export interface UdpAddressing {
   ethSrc: string;
   ethDst: string;
   ipSrc: string;
   ipDst: string;
   srcPort: number;
   dstPort: number;
+}
+
+export interface DhcpPacket extends UdpAddressing {
   /** 1 BOOTREQUEST, 2 BOOTREPLY */
   op: number;
   xid: number;
@@ -300,16 +304,7 @@ function opt(code: number, value: Buffer): Buffer {
  * Ethernet -> IPv4 -> UDP ends around a payload. UDP checksum computed (RFC 768), IPv4 header checksum computed,
  * frame padded to the Ethernet minimum.
  */
-export function buildUdpFrame(p: {
-  ethSrc: string;
-  ethDst: string;
-  ipSrc: string;
-  ipDst: string;
-  srcPort: number;
-  dstPort: number;
-  payload: Buffer;
-  ttl?: number;
-}): Buffer {
+export function buildUdpFrame(p: UdpAddressing & { payload: Buffer; ttl?: number }): Buffer {
   const udpLen = 8 + p.payload.length;
   const total = 20 + udpLen;
   const frame = Buffer.alloc(Math.max(ETH_MIN_FRAME, ETH_HLEN + total));

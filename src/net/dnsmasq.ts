@@ -13,6 +13,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseCidr, parseIp, formatIp, netmask, contains, broadcast } from './ipv4.js';
 import { validLinkName } from './links.js';
+import { processGone } from '../util/proc.js';
 
 export interface DhcpHost { mac: string; ip: string }
 
@@ -82,21 +83,9 @@ export function normalizeHosts(hosts: unknown, network: string): DhcpHost[] {
   });
 }
 
-/** Process state from /proc/PID/stat; null when there is no such process. */
-function procState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) S ..." — comm may contain spaces/parens, the state follows the last ')'
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || null;
-  } catch {
-    return null;
-  }
-}
-
 /** Alive = exists and is not a zombie (a daemonized dnsmasq is reaped by PID 1, maybe late). */
 function alive(pid: number): boolean {
-  const s = procState(pid);
-  return s !== null && s !== 'Z' && s !== 'X';
+  return !processGone(pid);
 }
 
 function cmdline(pid: number): string[] | null {

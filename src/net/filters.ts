@@ -3,6 +3,7 @@
 // src/net/nft.ts renders into per-VM nftables chains. Malformed items are refused with a text naming the item and why.
 import { NodeErrors } from '../protocol/errors.js';
 import { formatCidr, parseCidr, parseIp } from './ipv4.js';
+import { jsonList } from '../util/json-list.js';
 
 export type FilterDir = 'in' | 'out' | 'inout';
 export type FilterProto = 'all' | 'tcp' | 'udp' | 'icmp';
@@ -136,20 +137,10 @@ export function isCatchAllAccept(r: FilterRule): boolean {
  * With `nodeAddresses`, a drop rule for exactly one of the node's own addresses (/32) is refused.
  */
 export function parseNetworkFilters(list: unknown, opts: { nodeAddresses?: readonly string[] } = {}): FilterRule[] {
-  if (list === undefined || list === null) return [];
-  let entries: unknown = list;
-  if (typeof list === 'string') {
-    const s = list.trim();
-    if (s === '' || s === 'undefined' || s === 'null') return [];
-    try {
-      entries = JSON.parse(s);
-    } catch {
-      throw NodeErrors.invalidParam(`network_filters is invalid: not a JSON array: ${quote(s)}`);
-    }
-  }
-  if (!Array.isArray(entries)) {
-    throw NodeErrors.invalidParam('network_filters is invalid: expected an array of "dir,proto,port,cidr,action" strings');
-  }
+  const entries = jsonList(list, {
+    notJson: (text) => NodeErrors.invalidParam(`network_filters is invalid: not a JSON array: ${quote(text)}`),
+    notArray: () => NodeErrors.invalidParam('network_filters is invalid: expected an array of "dir,proto,port,cidr,action" strings'),
+  });
   if (entries.length > MAX_NETWORK_FILTERS) {
     throw NodeErrors.invalidParam(`network_filters is invalid: at most ${MAX_NETWORK_FILTERS} rules, got ${entries.length}`);
   }
@@ -157,7 +148,7 @@ export function parseNetworkFilters(list: unknown, opts: { nodeAddresses?: reado
   for (const a of opts.nodeAddresses ?? []) {
     if (parseIp(a) !== null) own.set(`${a}/32`, a);
   }
-  const rules = (entries as unknown[]).map((item) => {
+  const rules = entries.map((item) => {
     const rule = parseNetworkFilter(item);
     const hit = rule.action === 'drop' && rule.cidr !== null ? own.get(rule.cidr) : undefined;
     if (hit !== undefined) throw bad(item, `it would cut the node itself (${hit}) off from the VM`);

@@ -124,15 +124,10 @@ export class LanRegistry {
   assign(taskId: string, row: NetworkRow, mac: string): string {
     const had = this.store.address(taskId, row.name);
     if (had) return had.ip;
-    const slice = this.slice(row);
-    const used = new Set(this.store.addressesOf(row.name).map((a) => parseIp(a.ip)));
-    for (let ip = slice.first; ip <= slice.last; ip++) {
-      if (used.has(ip)) continue;
-      this.store.insertAddress({ task_id: taskId, net: row.name, ip: formatIp(ip), mac });
-      this.store.touch(row.name, this.opts.now());
-      return formatIp(ip);
-    }
-    throw LanErrors.full(row.name);
+    const ip = allocateAddress(this.store, { taskId, net: row.name, mac, ...this.slice(row) });
+    if (ip === null) throw LanErrors.full(row.name);
+    this.store.touch(row.name, this.opts.now());
+    return ip;
   }
 
   address(taskId: string, name: string): AddressRow | undefined {
@@ -223,6 +218,20 @@ export class LanRegistry {
     }
     return c;
   }
+}
+
+/** records the lowest address of [first, last] that `net` has not handed out yet for the task; null when full */
+export function allocateAddress(
+  store: NetworkStore,
+  a: { taskId: string; net: string; mac: string; first: number; last: number },
+): string | null {
+  const used = new Set(store.addressesOf(a.net).map((r) => parseIp(r.ip)));
+  for (let ip = a.first; ip <= a.last; ip++) {
+    if (used.has(ip)) continue;
+    store.insertAddress({ task_id: a.taskId, net: a.net, ip: formatIp(ip), mac: a.mac });
+    return formatIp(ip);
+  }
+  return null;
 }
 
 /** multicast on tasks/start: ["ip:port", ...] with ip in 224.0.0.0/4 (original texts); `reserved` = the node's own groups */

@@ -2,6 +2,7 @@
 // "tcp,555-666:777-888". The original skipped malformed entries silently; we refuse them so a renter learns why a
 // port is not reachable.
 import { NodeErrors } from '../protocol/errors.js';
+import { jsonList } from '../util/json-list.js';
 import type { HostForward } from '../vm/types.js';
 
 export interface PortMapping {
@@ -62,18 +63,10 @@ export function parseCustomPort(entry: string): PortMapping {
 
 /** custom_port as clients send it: an array of strings, or that array as a JSON string; empty means none */
 export function parseCustomPorts(list: unknown): PortMapping[] {
-  if (list === undefined || list === null) return [];
-  let entries: unknown = list;
-  if (typeof list === 'string') {
-    const s = list.trim();
-    if (s === '' || s === 'undefined' || s === 'null') return [];
-    try {
-      entries = JSON.parse(s);
-    } catch {
-      throw NodeErrors.customPortInvalid(s);
-    }
-  }
-  if (!Array.isArray(entries)) throw NodeErrors.customPortInvalid(String(list));
+  const entries = jsonList(list, {
+    notJson: (text) => NodeErrors.customPortInvalid(text),
+    notArray: (value) => NodeErrors.customPortInvalid(String(value)),
+  });
   const mappings: PortMapping[] = [];
   const seen = new Set<string>();
   let total = 0;

@@ -1,19 +1,10 @@
 // qemu-img calls the storage features need beyond storage/qemu-img.ts: the raw info JSON (external data files),
 // relative rebase, grow by an increment, and convert with progress. Argument arrays only; paths are checked.
-import { execFile, spawn } from 'node:child_process';
-import { assertSafeImagePath, QemuImgError } from './qemu-img.js';
+import { spawn } from 'node:child_process';
+import { assertSafeImagePath, QemuImgError, runQemuImg } from './qemu-img.js';
 
-function run(args: string[], timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('qemu-img', args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const code = typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : null;
-        reject(new QemuImgError(args, stderr || err.message, code, stdout));
-        return;
-      }
-      resolve(stdout);
-    });
-  });
+async function run(args: string[], timeoutMs = 120_000): Promise<string> {
+  return (await runQemuImg(args, { timeoutMs })).stdout;
 }
 
 export interface ImageFacts {

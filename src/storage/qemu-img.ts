@@ -55,6 +55,20 @@ function assertSizeGiB(sizeGiB: number): number {
   return sizeGiB;
 }
 
+/** one qemu-img call (argument array); failures as QemuImgError with stderr and the exit code */
+export function runQemuImg(args: string[], opts: { bin?: string; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(opts.bin ?? 'qemu-img', args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) {
+        const code = typeof (err as NodeJS.ErrnoException).code === 'number' ? Number(err.code) : null;
+        reject(new QemuImgError(args, stderr || err.message, code, stdout));
+        return;
+      }
+      resolve({ stdout, stderr });
+    });
+  });
+}
+
 export interface QemuImgOptions {
   /** binary to run; default `qemu-img` from PATH */
   bin?: string;
@@ -72,16 +86,7 @@ export class QemuImg {
   }
 
   private run(args: string[], timeoutMs = this.timeoutMs): Promise<{ stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      execFile(this.bin, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err) {
-          const code = typeof (err as NodeJS.ErrnoException).code === 'number' ? Number(err.code) : null;
-          reject(new QemuImgError(args, stderr || err.message, code, stdout));
-          return;
-        }
-        resolve({ stdout, stderr });
-      });
-    });
+    return runQemuImg(args, { bin: this.bin, timeoutMs });
   }
 
   /** qcow2 overlay on a qcow2 base: constant time, the base is never copied. Optional larger virtual size. */

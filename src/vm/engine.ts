@@ -611,6 +611,8 @@ export class TaskEngine {
       if (previous) await previous.catch(() => undefined);
       try {
         const result = await plan.work(op);
+        // rules and taps follow the VMs that run now, before the task says so
+        await this.syncNetwork();
         const final = typeof result === 'string' ? result : result.status;
         if (final !== 'deleted') this.store.update(id, { status: final, last_error: '' });
         this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: typeof result === 'string' ? final : result.stage });
@@ -618,15 +620,14 @@ export class TaskEngine {
       } catch (err) {
         const text = err instanceof Error ? err.message : String(err);
         this.log.warn({ task_id: id, op: plan.kind, err: text }, 'operation failed');
+        await this.syncNetwork();
         if (this.store.get(id)) this.store.update(id, { status: plan.errorStatus, last_error: text.slice(0, 2000) });
         this.store.updateOperation(op.id, { status: 'failed', error: text.slice(0, 2000) });
       }
     })();
-    const tracked = run
-      .then(() => (plan.kind === 'create' || plan.kind === 'start' || plan.kind === 'restart' || plan.kind === 'recover' ? undefined : this.syncNetwork()))
-      .finally(() => {
-        if (this.inFlight.get(id) === tracked) this.inFlight.delete(id);
-      });
+    const tracked = run.finally(() => {
+      if (this.inFlight.get(id) === tracked) this.inFlight.delete(id);
+    });
     this.inFlight.set(id, tracked);
     return op.id;
   }
@@ -694,7 +695,6 @@ export class TaskEngine {
       await this.net.release(task.task_id).catch(() => undefined);
       throw err;
     }
-    await this.syncNetwork();
   }
 
   private async allocateGpus(count: number, exceptTask?: string): Promise<string[]> {

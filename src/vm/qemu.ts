@@ -8,6 +8,7 @@ import type { HostForward, Hypervisor, VmExit, VmRunState, VmSpec } from './type
 
 export type { Logger as QemuLogger } from '../util/logger.js';
 import type { Logger as QemuLogger } from '../util/logger.js';
+import { processGone } from '../util/proc.js';
 
 export interface QemuHypervisorOptions {
   logger?: QemuLogger;
@@ -68,23 +69,6 @@ export function kvmUsable(): boolean {
   } catch {
     return false;
   }
-}
-
-/** the state letter from /proc/<pid>/stat, or null when there is no such process */
-function procState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name (field 2) may contain spaces and parentheses: the state follows the last ')'
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || null;
-  } catch {
-    return null;
-  }
-}
-
-/** PID 1 here reaps orphans ~2 s late, so a zombie counts as gone */
-function processGone(pid: number): boolean {
-  const s = procState(pid);
-  return s === null || s === 'Z' || s === 'X';
 }
 
 function readTail(path: string, from: number): string {

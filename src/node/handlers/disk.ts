@@ -1,11 +1,9 @@
 // disk/*: a VM's disks (original §8). Work is done before the reply (qemu-img and QMP take milliseconds), so every
 // failure is the reply's envelope; the operation id is in the reply for the record.
-import { NodeErrors } from '../../protocol/errors.js';
 import type { RouteId } from '../../protocol/types.js';
-import type { TaskRow } from '../../store/tasks.js';
-import type { Caller, Handler, NodeContext } from '../context.js';
+import type { Handler } from '../context.js';
 
-import { callerAccount, ownedTask } from './caller.js';
+import { ownedTask } from './caller.js';
 
 const list: Handler = async (ctx, req, caller) => {
   const task = ownedTask(ctx, req.params.task_id, caller);

@@ -3,7 +3,7 @@ import { NodeErrors } from '../../protocol/errors.js';
 import type { RouteId } from '../../protocol/types.js';
 import type { TaskRow } from '../../store/tasks.js';
 import { parseCreateParams, parseModifyParams, optString } from '../params.js';
-import type { Caller, Handler, NodeContext } from '../context.js';
+import type { Handler, NodeContext } from '../context.js';
 
 import { owner, ownedTask } from './caller.js';
 import { nicMac } from '../../net/mac.js';
