@@ -8,7 +8,7 @@
 // searchable (a 0700 data dir, e.g. mkdtemp) it runs dnsmasq with `--user=root` instead of losing SIGHUP reloads.
 // A daemonized dnsmasq is re-parented to PID 1, which may be slow to reap it: a zombie (state Z) counts as gone.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseCidr, parseIp, formatIp, netmask, contains, broadcast } from './ipv4.js';
@@ -208,12 +208,16 @@ export class Dnsmasq {
     this.runUser = this.cfg.user ?? (searchableByOthers(path.dirname(this.cfg.dir)) ? undefined : 'root');
   }
 
-  private async writeHosts(): Promise<void> {
+  /**
+   * Synchronous on purpose: a few hundred bytes, and no await between the caller computing the list and the file
+   * holding it, so concurrent setHosts calls (VMs starting together) can neither interleave nor land out of order.
+   */
+  private writeHosts(): void {
     const tmp = `${this.hostsFile}.tmp-${process.pid}`;
     const body = this.hosts.map((h) => `${h.mac},${h.ip}\n`).join('');
-    await fs.writeFile(tmp, body, { mode: 0o644 });
-    await fs.chmod(tmp, 0o644);
-    await fs.rename(tmp, this.hostsFile);
+    writeFileSync(tmp, body, { mode: 0o644 });
+    chmodSync(tmp, 0o644);
+    renameSync(tmp, this.hostsFile);
   }
 
   /**
@@ -223,7 +227,7 @@ export class Dnsmasq {
    */
   async start(): Promise<{ pid: number; adopted: boolean }> {
     await this.prepareDir();
-    await this.writeHosts();
+    this.writeHosts();
     const owned = this.ownedPid();
     if (owned?.sameArgs) {
       this.pidValue = owned.pid;
@@ -264,8 +268,8 @@ export class Dnsmasq {
   /** Replaces the static leases: atomic rewrite of the hosts file, then SIGHUP (when running). */
   async setHosts(hosts: DhcpHost[]): Promise<void> {
     this.hosts = normalizeHosts(hosts, this.cfg.network);
-    await fs.mkdir(this.cfg.dir, { recursive: true, mode: 0o755 });
-    await this.writeHosts();
+    mkdirSync(this.cfg.dir, { recursive: true, mode: 0o755 });
+    this.writeHosts();
     const pid = this.pid();
     if (pid !== null) signal(pid, 'SIGHUP');
   }
