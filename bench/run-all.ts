@@ -17,6 +17,7 @@ const BENCHES: Array<[key: string, file: string]> = [
   ['snapshot', 'snapshot.js'],
   ['p2p_relay', 'p2p-relay.js'],
   ['forward_throughput', 'forward-throughput.js'],
+  ['guest_isolation', 'guest-isolation.js'],
 ];
 
 function runBench(file: string): Promise<unknown> {

@@ -40,6 +40,23 @@ function parseMultisig(v: unknown): MultisigAccounts {
   return { wallets: wallets as string[], threshold: v.threshold, signs: items };
 }
 
+/** nesting allowed inside `additional` (objects and arrays) */
+export const MAX_ADDITIONAL_DEPTH = 32;
+
+/** is any value inside v nested deeper than max levels? (iterative: the input may be 100,000 levels deep) */
+function nestedDeeper(v: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(x) ? x : Object.values(x)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /**
  * parse_req_params. Only known keys reach the node; `peer_nodes_list` keeps its first element only (the
  * original forwarded `[list[0]]`).
@@ -61,6 +78,9 @@ export function parseBody(raw: string | Buffer | undefined): DbcBody {
   if (!peers.every((p) => typeof p === 'string')) throw bad('peer_nodes_list item is not string');
   if (!has(doc, 'additional')) throw bad('has no additional');
   if (!isObject(doc.additional)) throw bad('additional is not object');
+  // ours: no route takes nesting anywhere near this; deeper documents overflow the stack of structuredClone,
+  // JSON.stringify and schema checks further on
+  if (nestedDeeper(doc.additional, MAX_ADDITIONAL_DEPTH)) throw bad('additional is nested too deeply');
 
   const body: DbcBody = {
     peer_nodes_list: peers.length > 0 ? [peers[0] as string] : [],

@@ -1,11 +1,13 @@
 // The client gateway: `POST /api/v1/...` -> resolve -> parse the envelope -> pre-check -> relay a NodeRequest to
 // the GPU node in peer_nodes_list[0] -> answer the node's JSON with HTTP 200. Every refusal, ours or fastify's,
 // leaves as the DBC envelope {"errcode": <non-zero>, "message": "<text>"} with the original's HTTP status.
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ClientErrors, DbcError, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
+import { ClientErrors, DbcError, E_DEFAULT, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
 import { ROUTES } from '../protocol/routes.js';
 import { DBC_VERSION, type NodeReply, type NodeRequest, type NodeTransport, type RouteId } from '../protocol/types.js';
+import { AuthBudget, type AuthBudgetOptions } from './auth-budget.js';
 import { atoi, clientPreCheck, parseBody } from './envelope.js';
 import { buildOpenApi } from './openapi.js';
 import { resolve } from './router.js';
@@ -27,6 +29,49 @@ export interface ApiOptions {
   requestTimeoutMs?: number;
   /** image centres (`--image-server ID,host,port,module`) and the host's image directory; absent: none configured */
   images?: ClientImages;
+  /** HTTP server limits (timeouts, keep-alive, connection cap); absent fields take the defaults below */
+  http?: Partial<HttpLimits>;
+  /** per-address budget for failed authentication (`check authority failed`); limit 0 disables it */
+  authBudget?: Partial<AuthBudgetOptions>;
+}
+
+/** HTTP server limits, see docs/request-flow.md "HTTP limits" */
+export interface HttpLimits {
+  /** the whole request (headers and body) must arrive within this (Node server.requestTimeout) */
+  requestTimeoutMs: number;
+  /** the request headers must arrive within this (Node server.headersTimeout); the slowloris defence */
+  headersTimeoutMs: number;
+  /** an idle keep-alive connection is closed after this (Node server.keepAliveTimeout) */
+  keepAliveTimeoutMs: number;
+  /** a connection with no traffic at all for this long is closed, also while the node works (socket timeout) */
+  idleTimeoutMs: number;
+  /** requests one connection may carry; the last reply says `Connection: close` (0: unlimited) */
+  maxRequestsPerSocket: number;
+  /** open connections at most; beyond it new connections are closed at once (Node server.maxConnections) */
+  maxConnections: number;
+}
+
+/** the soft RLIMIT_NOFILE of this process (Node raises it to the hard limit at start), 1024 when unknown */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m) return m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
+  } catch {
+    // not Linux
+  }
+  return 1024;
+}
+
+/** the defaults: half the process's file descriptors for HTTP connections (64..10,000), the rest for the node */
+export function defaultHttpLimits(): HttpLimits {
+  return {
+    requestTimeoutMs: 60_000,
+    headersTimeoutMs: 10_000,
+    keepAliveTimeoutMs: 5_000,
+    idleTimeoutMs: 120_000,
+    maxRequestsPerSocket: 1_000,
+    maxConnections: Math.max(64, Math.min(10_000, Math.floor(openFileLimit() / 2))),
+  };
 }
 
 type Envelope = { errcode: number; message: string };
@@ -114,13 +159,16 @@ function serialiseNodeReply(reply: NodeReply): string {
 }
 
 function rawClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (!socket.writable) {
+  if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-  const body = JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: tooLarge ? 'request headers too large' : 'malformed http request' });
+  // headersTimeout / requestTimeout passed (Node answers 408 itself without a handler)
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : timedOut ? '408 Request Timeout' : '400 Bad Request';
+  const text = tooLarge ? 'request headers too large' : timedOut ? 'request timeout' : 'malformed http request';
+  const body = JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: text });
   socket.end(
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -132,9 +180,14 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const openApiJson = JSON.stringify(buildOpenApi());
+  const limits: HttpLimits = { ...defaultHttpLimits(), ...opts.http };
+  // Node refuses a requestTimeout below headersTimeout
+  limits.requestTimeoutMs = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  const budget = new AuthBudget(opts.authBudget);
 
   const sendError = (reply: FastifyReply, err: unknown): FastifyReply => {
     const { status, body } = envelopeOf(err, bodyLimit);
+    budget.note(reply.request.ip, body.message);
     if (status >= 500 && !(err instanceof DbcError)) reply.log.error({ err }, 'unexpected error');
     return send(reply, status, JSON.stringify(body));
   };
@@ -147,9 +200,47 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       send(reply, 400, JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: `request uri is invalid: ${err.message}` }));
     },
     clientErrorHandler: rawClientError,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      // how often Node looks for requests past headersTimeout / requestTimeout (default 30 s)
+      connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+  });
+  // beyond the cap Node closes a new connection at once (no reply: nothing is read from it)
+  if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
+  let dropped = 0;
+  let dropLogged = 0;
+  // accept() failing (EMFILE/ENFILE: out of descriptors) is emitted as 'error' on the server: without a listener
+  // it would kill the process. libuv keeps listening; the failures are logged at most every 10 s.
+  let acceptErrors = 0;
+  let acceptLogged = 0;
+  app.server.on('error', (err: NodeJS.ErrnoException) => {
+    if (!app.server.listening) return; // a listen() failure: fastify's listen() rejects with it
+    acceptErrors++;
+    if (Date.now() - acceptLogged > 10_000) {
+      acceptLogged = Date.now();
+      app.log.error({ err, acceptErrors }, 'http server: accepting a connection failed');
+    }
+  });
+  app.server.on('drop', () => {
+    dropped++;
+    if (Date.now() - dropLogged > 10_000) {
+      dropLogged = Date.now();
+      app.log.warn({ dropped, maxConnections: limits.maxConnections }, 'connection cap reached: new connections closed');
+    }
   });
 
   // The original read any body as text whatever its Content-Type: one parser for every type, JSON parsed later.
+  // fastify answers 415 to a media type it cannot parse (`json`, `text`, `application/json, text/plain`) before
+  // any parser runs, so the header is replaced by a neutral one first; a missing header stays missing.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.raw.headers['content-type'] !== undefined) request.raw.headers['content-type'] = 'text/plain';
+    done();
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -166,13 +257,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           return send(reply, 200, await peersJson(transport, resolved.route === 'peers.active' ? 'active' : 'global'));
       }
       const { route, params, query } = resolved;
+      const wait = budget.blockedFor(request.ip);
+      if (wait > 0) {
+        reply.header('retry-after', String(wait));
+        throw tooManyAuthFailures();
+      }
       if (route === 'tasks.logs') normaliseLogQuery(query);
       const body = parseBody(request.body as string | undefined);
       const peer = body.peer_nodes_list[0] ?? '';
       if (peer === '') {
         // images: a centre's list, and upload / progress / stop from this host (original §2.7)
         if (opts.images && LOCAL_IMAGE_ROUTES.has(route)) {
-          return send(reply, 200, JSON.stringify({ errcode: 0, message: await opts.images.local(route, body.additional) }));
+          return send(reply, 200, JSON.stringify({ errcode: 0, message: await opts.images.local(route, body.additional, body) }));
         }
         // lan and lan/<name> without a node: the client host itself holds no LANs (the original's client kept a
         // multicast-gossiped copy; ours asks the nodes, see docs/compatibility.md)
@@ -188,6 +284,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const imageServer = (opts.images ?? NO_IMAGES).resolveFor(route, body.additional);
       if (imageServer) nodeReq.image_server = imageServer;
       const nodeReply = await relay(transport, peer, nodeReq, timeoutMs);
+      budget.note(request.ip, (nodeReply as { message?: unknown } | null)?.message);
       return send(reply, 200, serialiseNodeReply(nodeReply));
     } catch (err) {
       return sendError(reply, err);
@@ -199,6 +296,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler(handle);
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   return app;
+}
+
+/** an address past its failed-authentication budget: refused before anything is relayed */
+function tooManyAuthFailures(): DbcError {
+  return new DbcError('DBC_ERR_AUTH_BUDGET', E_DEFAULT, 'check authority failed: too many failed attempts from this address, try again later', 429);
 }
 
 // without image configuration every image_server ID is unknown

@@ -1,10 +1,13 @@
 // Who sent this request: a renter wallet signature, a multisig, or a session pair handed out by the renter.
-// Authorisation (is this account renting the machine?) is the caller's business.
+// Authorisation (is this account renting the machine?) is the caller's business: verify() checks the credential
+// without writing anything, the caller checks the rental, and only then commit() consumes the nonce(s), so a wallet
+// that rents nothing cannot store anything (docs/request-flow.md, "Nonces and the replay window").
 import { AuthFailures, NodeErrors } from '../protocol/errors.js';
 import type { DbcBody, MultisigAccounts } from '../protocol/types.js';
 import type { Db } from '../store/db.js';
+import { FailureBudget, type FailureBudgetOptions } from './budget.js';
 import { multisigAccount } from './multisig.js';
-import { NonceStore } from './nonces.js';
+import { DEFAULT_NONCE_WINDOW_MS, NonceStore, nonceWellFormed } from './nonces.js';
 import { SessionStore } from './sessions.js';
 import { accountKeyHex, verifySr25519 } from './verify.js';
 
@@ -14,6 +17,21 @@ export interface Identity {
   account: string;
   /** who signed: [wallet]; the distinct valid multisig signers; for a session the key that signed the session id */
   signers: string[];
+}
+
+/** a verified credential whose nonces are not consumed yet */
+export interface PendingIdentity {
+  identity: Identity;
+  /** consumes the nonce(s), atomically; throws `nonce check failed` when one was used meanwhile. Sessions: no-op */
+  commit(): void;
+}
+
+export interface AuthenticatorOptions {
+  sessionCacheSize?: number;
+  /** replay window: used nonces are remembered this long (default 7 days) */
+  nonceWindowMs?: number;
+  /** per-account budget for failed authentication (budget.ts); false disables it */
+  failureBudget?: Partial<FailureBudgetOptions> | false;
 }
 
 interface CachedSession {
@@ -31,20 +49,39 @@ function given(value: unknown): string | undefined {
 export class Authenticator {
   readonly sessions: SessionStore;
   readonly nonces: NonceStore;
+  readonly budget: FailureBudget;
+  /** how long a used nonce is remembered (the replay window) */
+  readonly nonceWindowMs: number;
   private readonly db: Db;
   private readonly sessionCache = new Map<string, CachedSession>();
   private readonly sessionCacheSize: number;
 
-  constructor(db: Db, opts: { sessionCacheSize?: number } = {}) {
+  constructor(db: Db, opts: AuthenticatorOptions = {}) {
     this.db = db;
     this.sessions = new SessionStore(db);
     this.nonces = new NonceStore(db);
     this.sessionCacheSize = Math.max(0, opts.sessionCacheSize ?? 10_000);
+    this.nonceWindowMs = opts.nonceWindowMs ?? DEFAULT_NONCE_WINDOW_MS;
+    if (!(this.nonceWindowMs > 0)) throw new Error(`nonce window must be > 0 ms, got ${this.nonceWindowMs}`);
+    this.budget = new FailureBudget(opts.failureBudget === false ? { failures: 0 } : (opts.failureBudget ?? {}));
+  }
+
+  /** verify() and commit() at once: for callers with nothing to check in between */
+  authenticate(body: DbcBody, opts: { allowSession: boolean }): Identity | null {
+    const pending = this.verify(body, opts);
+    pending?.commit();
+    return pending?.identity ?? null;
+  }
+
+  /** forgets nonces older than the replay window; returns how many */
+  pruneNonces(now: number = Date.now()): number {
+    return this.nonces.prune(this.nonceWindowMs, now);
   }
 
   /** Session pair if given and allowed, else wallet, else multisig; null when the body carries no usable
-   *  credential (session fields are ignored when allowSession is false). Throws check authority failures. */
-  authenticate(body: DbcBody, opts: { allowSession: boolean }): Identity | null {
+   *  credential (session fields are ignored when allowSession is false). Throws check authority failures.
+   *  Writes nothing: a replayed nonce is refused here (read only), and commit() consumes it. */
+  verify(body: DbcBody, opts: { allowSession: boolean }): PendingIdentity | null {
     const wallet = given(body.wallet);
     const nonce = given(body.nonce);
     const sign = given(body.sign);
@@ -56,7 +93,7 @@ export class Authenticator {
       const sessionSign = given(body.session_id_sign);
       if (sessionId !== undefined || sessionSign !== undefined) {
         const identity = sessionId && sessionSign ? this.checkSession(sessionId, sessionSign) : null;
-        if (identity) return identity;
+        if (identity) return { identity, commit: () => {} };
         // as the original: a bad session pair falls back to a wallet/multisig credential if there is one
         if (!anyWallet && !multisig) throw fail(AuthFailures.sessionInvalid);
       }
@@ -69,14 +106,30 @@ export class Authenticator {
     return null;
   }
 
-  private checkWallet(wallet: string, nonce: string, sign: string): Identity {
-    if (!verifySr25519(nonce, sign, wallet)) throw fail(AuthFailures.nonceCheckFailed);
-    // keyed by public key, so re-spelling the wallet (hex vs SS58, another prefix) cannot replay a nonce
-    if (!this.nonces.consume(accountKeyHex(wallet)!, nonce)) throw fail(AuthFailures.nonceCheckFailed);
-    return { kind: 'wallet', account: wallet, signers: [wallet] };
+  private checkWallet(wallet: string, nonce: string, sign: string): PendingIdentity {
+    // keyed by public key, so re-spelling the wallet (hex vs SS58, another prefix) cannot replay a nonce or
+    // escape the budget; a string that is no key cannot verify anything
+    const key = accountKeyHex(wallet);
+    if (!key) throw fail(AuthFailures.nonceCheckFailed);
+    if (this.budget.blocked(key)) throw fail(AuthFailures.tooManyFailures);
+    if (!nonceWellFormed(nonce)) throw this.failed(key, AuthFailures.nonceInvalid);
+    if (!verifySr25519(nonce, sign, wallet)) throw this.failed(key, AuthFailures.nonceCheckFailed);
+    if (this.nonces.used(key, nonce)) throw this.failed(key, AuthFailures.nonceCheckFailed);
+    return {
+      identity: { kind: 'wallet', account: wallet, signers: [wallet] },
+      commit: () => {
+        if (!this.nonces.consume(key, nonce)) throw this.failed(key, AuthFailures.nonceCheckFailed);
+      },
+    };
   }
 
-  private checkMultisig(m: MultisigAccounts): Identity {
+  /** counts a failed attempt against the account and gives the refusal to throw */
+  private failed(key: string, text: string) {
+    this.budget.fail(key);
+    return fail(text);
+  }
+
+  private checkMultisig(m: MultisigAccounts): PendingIdentity {
     const wallets = Array.isArray(m.wallets) ? m.wallets.filter((w): w is string => typeof w === 'string') : [];
     const signs = Array.isArray(m.signs) ? m.signs : [];
     if (wallets.length === 0) throw fail(AuthFailures.multisigWalletsEmpty);
@@ -97,21 +150,30 @@ export class Authenticator {
     } catch {
       throw fail(AuthFailures.multisigWalletInvalid);
     }
+    // every item's key, budget and nonce shape before any signature work
+    const items = signs.map((item) => ({ item, key: accountKeyHex(item.wallet) }));
+    for (const { key } of items) {
+      if (!key) throw fail(AuthFailures.nonceCheckFailed);
+      if (this.budget.blocked(key)) throw fail(AuthFailures.tooManyFailures);
+    }
+    for (const { item, key } of items) if (!nonceWellFormed(item.nonce)) throw this.failed(key!, AuthFailures.nonceInvalid);
     const byKey = new Map<string, string>();
-    for (const item of signs) {
-      if (!verifySr25519(item.nonce, item.sign, item.wallet)) throw fail(AuthFailures.nonceCheckFailed);
-      byKey.set(accountKeyHex(item.wallet)!, item.wallet);
+    for (const { item, key } of items) {
+      if (!verifySr25519(item.nonce, item.sign, item.wallet)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
+      byKey.set(key!, item.wallet);
     }
     if (byKey.size < threshold) throw fail(AuthFailures.multisigTooFewSigners);
+    for (const { item, key } of items) {
+      if (this.nonces.used(key!, item.nonce)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
+    }
     // all nonces or none: a replayed item must not burn the others
-    const consumed = this.db.transaction(() => {
+    const consume = this.db.transaction(() => {
       const now = Date.now();
-      for (const item of signs) {
-        if (!this.nonces.consume(accountKeyHex(item.wallet)!, item.nonce, now)) throw fail(AuthFailures.nonceCheckFailed);
+      for (const { item, key } of items) {
+        if (!this.nonces.consume(key!, item.nonce, now)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
       }
     });
-    consumed();
-    return { kind: 'multisig', account, signers: [...byKey.values()] };
+    return { identity: { kind: 'multisig', account, signers: [...byKey.values()] }, commit: () => consume() };
   }
 
   private checkSession(sessionId: string, sessionSign: string): Identity | null {

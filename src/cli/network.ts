@@ -14,6 +14,7 @@ export function addNetworkOptions(cmd: Command, defaultMode: 'user' | 'bridge' =
     .option('--forward-ip <addr>', 'bridge mode: an address forwarded ports answer on (repeatable; default any address of the host)', collect, [])
     .option('--lan-local <addr>', 'bridge mode: this host\'s VXLAN underlay address (default the default route\'s source)')
     .option('--lan-peer <addr>', 'bridge mode: another GPU host sharing LANs by unicast VXLAN (repeatable)', collect, [])
+    .addOption(new Option('--guest-guard <mode>', 'user mode: keep VMs off this host\'s own services (QEMU -runas + nftables); auto = on when root and nft works').choices(['auto', 'on', 'off']).default('auto'))
     .option('--lan-idle <seconds>', 'LANs without VMs are removed after this long (original: 3 days)', String(3 * 24 * 3600));
 }
 
@@ -25,13 +26,14 @@ export interface NetworkFlags {
   lanLocal?: string;
   lanPeer?: string[];
   lanIdle?: string;
+  guestGuard?: string;
 }
 
 export function networkFromFlags(o: NetworkFlags): { network: NetworkConfig; lanIdleMs: number } {
   const idle = Number(o.lanIdle ?? 3 * 24 * 3600);
   if (!Number.isFinite(idle) || idle < 1 || idle > 365 * 86400) throw new Error('--lan-idle must be in [1, 31536000] seconds');
   const lanIdleMs = idle * 1000;
-  if ((o.network ?? 'user') === 'user') return { network: { mode: 'user' }, lanIdleMs };
+  if ((o.network ?? 'user') === 'user') return { network: { mode: 'user', guestGuard: (o.guestGuard ?? 'auto') as 'auto' | 'on' | 'off' }, lanIdleMs };
   const ip = (flag: string, v: string) => {
     if (parseIp(v) === null) throw new Error(`${flag} ${v}: not an IPv4 address`);
     return v;

@@ -6,11 +6,16 @@ import '../p2p/polyfill.js';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { placeFile } from '../util/files.js';
+import { ImageServerSecrets } from '../images/secrets.js';
 import { Command, Option } from 'commander';
 import pino, { type Logger as Pino } from 'pino';
 import { buildApi } from '../api/server.js';
 import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
 import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
+import { addStorageOptions, storageFromFlags } from './storage-flags.js';
+import { addHttpOptions, httpFromFlags, type HttpFlags } from './http-flags.js';
+import type { AuthBudgetOptions } from '../api/auth-budget.js';
+import type { HttpLimits } from '../api/server.js';
 import { BindingDirectory } from '../p2p/directory.js';
 import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, peerKeyFile, type Host, type Role } from '../p2p/host.js';
 import { NodeService } from '../p2p/serve.js';
@@ -149,9 +154,16 @@ export interface NodeRoleOptions extends CommonOpts {
   bindingTtlMs?: number;
   network?: NetworkConfig;
   lanIdleMs?: number;
+  /** used nonces are remembered this long (the replay window; default 7 days) */
+  nonceWindowMs?: number;
+  /** the node's per-wallet failed-auth budget (default 10 failures refilled over 60 s; 0 failures: off) */
+  walletAuthBudget?: { failures: number; windowMs: number };
+  diskOvercommit?: number;
+  /** upload credentials `host:port/module=[upload_module/]user:/path/to/password-file` (docs/storage.md) */
+  imageServerSecrets?: string[];
 }
 
-/** put a base image into the node's image dir (hard link when possible: VMs only ever use overlays) */
+/** put a base image into the node's image dir (a copy of its own, read-only; never a hard link) */
 function installImage(imageDir: string, file: string): string {
   const source = resolve(file);
   if (!existsSync(source)) throw new Error(`--image ${file}: no such file`);
@@ -160,6 +172,8 @@ function installImage(imageDir: string, file: string): string {
 
 export async function runNode(o: NodeRoleOptions) {
   const logger = roleLogger(o.dataDir);
+  const secrets = new ImageServerSecrets();
+  for (const t of o.imageServerSecrets ?? []) secrets.add(t);
   if (o.image) installImage(nodeLayout(o.dataDir).imageDir, o.image);
   const running = await startGpuNode({
     dataDir: o.dataDir,
@@ -172,6 +186,9 @@ export async function runNode(o: NodeRoleOptions) {
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
     network: o.network,
     lanIdleMs: o.lanIdleMs,
+    auth: { nonceWindowMs: o.nonceWindowMs, failureBudget: o.walletAuthBudget },
+    diskOvercommit: o.diskOvercommit,
+    imageSecrets: secrets,
   });
   let host: Host | undefined;
   try {
@@ -209,15 +226,19 @@ export async function runNode(o: NodeRoleOptions) {
 }
 
 export function registerNode(program: Command): void {
-  addNetworkOptions(common(program.command('node').description('run a GPU node on the P2P network (VMs, rentals; no HTTP API)')))
+  addStorageOptions(addNetworkOptions(common(program.command('node').description('run a GPU node on the P2P network (VMs, rentals; no HTTP API)'))))
     .option('--name <name>', 'node name shown by mining_nodes (default: the hostname)')
     .option('--host <addr>', 'address forwarded guest ports and VNC bind to', '0.0.0.0')
     .option('--public-host <addr>', 'address renters are told to connect to (ssh_ip); default --host, or 127.0.0.1 for 0.0.0.0')
     .option('--image <file>', 'base image to install into DIR/images')
+    .option('--image-server-secret <host:port/module=[upload_module/]user:/password-file>', 'upload credentials for an image centre (docs/storage.md); repeatable', collect, [])
     .option('--relay', 'reserve a slot on a seed relay and announce the relayed address (a node behind NAT)')
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
+    .option('--nonce-window <seconds>', 'replay window: used wallet nonces are remembered this long (docs/request-flow.md)', String(7 * 24 * 3600))
+    .option('--wallet-auth-fail-limit <n>', 'failed authentications per wallet in a burst before its requests are refused unverified (0: no budget)', '10')
+    .option('--wallet-auth-fail-window <seconds>', 'a spent --wallet-auth-fail-limit refills completely in this time', '60')
     .addOption(new Option('--binding-ttl <seconds>', 'lifetime of the signed node_id -> peer record').default('600'))
     .action(async (opts: CommonOpts & Record<string, string | boolean | undefined>) => {
       const dataDir = resolve(opts.dataDir);
@@ -228,12 +249,19 @@ export function registerNode(program: Command): void {
         host: opts.host as string,
         publicHost: opts.publicHost as string | undefined,
         image: opts.image as string | undefined,
+        imageServerSecrets: opts.imageServerSecret as unknown as string[],
         relay: opts.relay === true,
         shutdownTimeoutMs: num(opts.shutdownTimeout as string, 'shutdown-timeout', 1, 3600) * 1000,
         sweepIntervalMs: num(opts.expirySweep as string, 'expiry-sweep', 1, 86400) * 1000,
         deleteGraceMs: num(opts.deleteGrace as string, 'delete-grace', 0, 365 * 86400) * 1000,
+        nonceWindowMs: num(opts.nonceWindow as string, 'nonce-window', 60, 365 * 86400) * 1000,
+        walletAuthBudget: {
+          failures: Math.floor(num(opts.walletAuthFailLimit as string, 'wallet-auth-fail-limit', 0, 1_000_000)),
+          windowMs: num(opts.walletAuthFailWindow as string, 'wallet-auth-fail-window', 1, 86400) * 1000,
+        },
         bindingTtlMs: num(opts.bindingTtl as string, 'binding-ttl', 10, 86400) * 1000,
         ...networkFromFlags(opts as unknown as NetworkFlags),
+        ...storageFromFlags(opts as { diskOvercommit?: string }),
       });
       console.log(JSON.stringify(roleFile(node.host, { node_id: node.running.identity.nodeId })));
       untilSignal(node.close, roleLogger(dataDir));
@@ -249,6 +277,9 @@ export interface ClientRoleOptions extends CommonOpts {
   resolveTimeoutMs?: number;
   refreshMs?: number;
   rpcMode?: RpcMode;
+  /** HTTP server limits and the per-address failed-auth budget (--http-*) */
+  http?: Partial<HttpLimits>;
+  authBudget?: Partial<AuthBudgetOptions>;
 }
 
 export async function runClient(o: ClientRoleOptions) {
@@ -262,7 +293,7 @@ export async function runClient(o: ClientRoleOptions) {
     rpcMode: o.rpcMode,
   });
   await transport.start();
-  const api = await buildApi({ transport, logger: false, requestTimeoutMs: o.requestTimeoutMs });
+  const api = await buildApi({ transport, logger: false, requestTimeoutMs: o.requestTimeoutMs, http: o.http, authBudget: o.authBudget });
   try {
     await api.listen({ port: o.httpPort, host: o.host });
   } catch (err) {
@@ -288,7 +319,7 @@ export async function runClient(o: ClientRoleOptions) {
 }
 
 export function registerClient(program: Command): void {
-  common(program.command('client').description('run the client gateway: the DBC HTTP API, relaying to GPU nodes over P2P'))
+  addHttpOptions(common(program.command('client').description('run the client gateway: the DBC HTTP API, relaying to GPU nodes over P2P')))
     .option('--http-port <n>', 'HTTP API port', '5052')
     .option('--host <addr>', 'address the HTTP API listens on', '127.0.0.1')
     .option('--request-timeout <seconds>', 'how long to wait for a GPU node (original: 30)', '30')
@@ -310,6 +341,7 @@ export function registerClient(program: Command): void {
         resolveTimeoutMs: num(opts.resolveTimeout, 'resolve-timeout', 0.05, 60) * 1000,
         refreshMs: num(opts.refresh, 'refresh', 0.2, 3600) * 1000,
         rpcMode: opts.rpcMode as RpcMode,
+        ...httpFromFlags(opts as HttpFlags),
       });
       console.log(JSON.stringify(roleFile(client.host, { api: client.api })));
       untilSignal(client.close, roleLogger(dataDir));

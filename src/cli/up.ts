@@ -12,6 +12,10 @@ import { InProcessTransport } from '../api/in-process.js';
 import { identityFromSeed } from '../auth/identity.js';
 import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
 import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
+import { addStorageOptions, storageFromFlags } from './storage-flags.js';
+import { addHttpOptions, httpFromFlags, type HttpFlags } from './http-flags.js';
+import type { AuthBudgetOptions } from '../api/auth-budget.js';
+import type { HttpLimits } from '../api/server.js';
 import { LocalRentals } from '../rental/local.js';
 import { FakeChain } from '../rental/fake-chain.js';
 import { addRentalOptions, chainRentalsFactory, fakeChainHelp, rentalsFromFlags, type ChainRentalsConfig, type RentalsKind } from './chain.js';
@@ -19,6 +23,8 @@ import { signNonce } from './sign.js';
 import { ClientImages } from '../images/client.js';
 import { startRsyncDaemon, type RsyncDaemon } from '../images/daemon.js';
 import { parseImageServer, type ImageServer } from '../images/servers.js';
+import { ImageServerSecrets, parseImageServerSecret } from '../images/secrets.js';
+import { AuthFailures, NodeErrors } from '../protocol/errors.js';
 import { defaultDataDir, packageRoot } from './paths.js';
 
 export const DEFAULT_IMAGE = 'dbc-test.qcow2';
@@ -38,6 +44,8 @@ export interface UpOptions {
   chain?: Partial<ChainRentalsConfig>;
   /** image centres `ID,host,port,module` (the original's image_server=) */
   imageServers?: string[];
+  /** upload credentials `host:port/module=[upload_module/]user:/path/to/password-file` (docs/storage.md) */
+  imageServerSecrets?: string[];
   /** start the local image centre (rsync daemon on DIR/image-server/) as the first free ID_n; default true */
   localImageServer?: boolean;
   /** directories besides the image directory that mount_dir / local_dir may name */
@@ -45,6 +53,14 @@ export interface UpOptions {
   /** the node's network mode (default user) and the LAN idle time */
   network?: NetworkConfig;
   lanIdleMs?: number;
+  diskOvercommit?: number;
+  /** used nonces are remembered this long (the replay window; default 7 days) */
+  nonceWindowMs?: number;
+  /** the node's per-wallet failed-auth budget (default 10 failures refilled over 60 s; 0 failures: off) */
+  walletAuthBudget?: { failures: number; windowMs: number };
+  /** HTTP server limits and the per-address failed-auth budget (--http-*) */
+  http?: Partial<HttpLimits>;
+  authBudget?: Partial<AuthBudgetOptions>;
 }
 
 export interface Devnet {
@@ -101,6 +117,7 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
   const image = await ensureImage(layout.imageDir, o.image, say);
 
   const configuredServers = (o.imageServers ?? []).map(parseImageServer);
+  for (const t of o.imageServerSecrets ?? []) parseImageServerSecret(t); // refuse a bad flag before anything starts
   const kind = o.rentals ?? 'local';
   let fake: FakeChain | undefined;
   let chainRpc: string[] | undefined;
@@ -111,6 +128,24 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     chainRpc = o.chain?.endpoints ?? [];
     if (chainRpc.length === 0) throw new Error('rentals chain needs at least one chain RPC endpoint');
   }
+  // the local image centre, seeded with the base image: ID_1 unless --image-server took that id
+  let daemon: RsyncDaemon | undefined;
+  if (o.localImageServer !== false) {
+    const taken = new Set(configuredServers.map((s) => s.id));
+    let n = 1;
+    while (taken.has(`ID_${n}`)) n++;
+    daemon = await startRsyncDaemon({
+      dir: o.dataDir, id: `ID_${n}`, host: o.host, advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host, seed: [join(layout.imageDir, image)],
+    }).catch(async (err: unknown) => {
+      await fake?.close();
+      throw err;
+    });
+  }
+  // upload credentials (before the node starts: it resumes interrupted uploads): the local centre's from the daemon just started, others from --image-server-secret; the
+  // node (relayed uploads, snapshots) and the client gateway (its own uploads) hold them, requests never carry them
+  const secrets = new ImageServerSecrets();
+  for (const t of o.imageServerSecrets ?? []) secrets.add(t);
+  if (daemon) secrets.set(daemon.server, daemon.upload);
   const running = await startGpuNode({
     dataDir: o.dataDir,
     name: 'dbc-up',
@@ -123,7 +158,11 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     rentals: chainRpc ? chainRentalsFactory({ ...o.chain, endpoints: chainRpc }) : undefined,
     network: o.network,
     lanIdleMs: o.lanIdleMs,
+    diskOvercommit: o.diskOvercommit,
+    auth: { nonceWindowMs: o.nonceWindowMs, failureBudget: o.walletAuthBudget },
+    imageSecrets: secrets,
   }).catch(async (err: unknown) => {
+    await daemon?.stop();
     await fake?.close();
     throw err;
   });
@@ -146,23 +185,18 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
   }
 
   running.engine.storage.allowDirs((o.allowDirs ?? []).map((d) => resolve(d)));
-  // the local image centre, seeded with the base image: ID_1 unless --image-server took that id
-  let daemon: RsyncDaemon | undefined;
-  if (o.localImageServer !== false) {
-    const taken = new Set(configuredServers.map((s) => s.id));
-    let n = 1;
-    while (taken.has(`ID_${n}`)) n++;
-    daemon = await startRsyncDaemon({
-      dir: o.dataDir, id: `ID_${n}`, host: o.host, advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host, seed: [join(layout.imageDir, image)],
-    }).catch(async (err: unknown) => {
-      await running.close();
-      await fake?.close();
-      throw err;
-    });
-  }
-  const images = new ClientImages({ servers: [...(daemon ? [daemon.server] : []), ...configuredServers], localDir: layout.imageDir, log: logger });
+  const images = new ClientImages({
+    servers: [...(daemon ? [daemon.server] : []), ...configuredServers], localDir: layout.imageDir, log: logger, secrets,
+    // client-local uploads: the node's own check_authority (rental first, then the nonce), never a renter's disk
+    authenticate: async (body) => {
+      const caller = await running.node.authorizeFor('images.upload', body);
+      if (!caller) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+      return caller.identity.account;
+    },
+    isTaskDisk: (file) => running.engine.storage.images.isTaskDisk(file),
+  });
 
-  const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false, images });
+  const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false, images, http: o.http, authBudget: o.authBudget });
   await api.listen({ port: o.httpPort, host: o.host });
   const address = api.server.address();
   const port = typeof address === 'object' && address ? address.port : o.httpPort;
@@ -245,9 +279,13 @@ export function registerUp(program: Command): void {
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
     .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collectList, [])
+    .option('--image-server-secret <host:port/module=[upload_module/]user:/password-file>', 'upload credentials for an image centre (docs/storage.md); repeatable', collectList, [])
     .option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)')
-    .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, []);
-  addNetworkOptions(cmd);
+    .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, [])
+    .option('--nonce-window <seconds>', 'replay window: used wallet nonces are remembered this long (docs/request-flow.md)', String(7 * 24 * 3600))
+    .option('--wallet-auth-fail-limit <n>', 'failed authentications per wallet in a burst before its requests are refused unverified (0: no budget)', '10')
+    .option('--wallet-auth-fail-window <seconds>', 'a spent --wallet-auth-fail-limit refills completely in this time', '60');
+  addHttpOptions(addStorageOptions(addNetworkOptions(cmd)));
   addRentalOptions(cmd, { allowFake: true }).action(async (opts: Record<string, string> & { chainRpc?: string[]; chainTerminatingRental?: boolean }) => {
     const num = (k: string, min: number, max: number) => {
       const n = Number(opts[k]);
@@ -267,10 +305,15 @@ export function registerUp(program: Command): void {
       rentals: rentals.kind,
       chain: rentals.chain,
       imageServers: opts.imageServer as unknown as string[],
+      imageServerSecrets: opts.imageServerSecret as unknown as string[],
       localImageServer: (opts as unknown as { localImageServer?: boolean }).localImageServer !== false,
       allowDirs: opts.allowDir as unknown as string[],
       network: net.network,
       lanIdleMs: net.lanIdleMs,
+      nonceWindowMs: num('nonceWindow', 60, 365 * 86400) * 1000,
+      walletAuthBudget: { failures: Math.floor(num('walletAuthFailLimit', 0, 1_000_000)), windowMs: num('walletAuthFailWindow', 1, 86400) * 1000 },
+      ...storageFromFlags(opts as { diskOvercommit?: string }),
+      ...httpFromFlags(opts as HttpFlags),
     });
     const stop = () => {
       up.close().then(() => process.exit(0), () => process.exit(1));

@@ -107,7 +107,8 @@ export function miningNodeMessage(host: HostInfo, opts: MiningNodeOptions): obje
     disk_system: { type: host.disk.type, size: `${systemDiskGiB}G` },
     disk_data: [
       {
-        path: host.disk.path,
+        // the original's data mount point; the node's real directory is not for strangers
+        path: '/data',
         type: host.disk.type,
         size: formatSize(diskTotalKiB),
         free: formatSize(diskFreeKiB),

@@ -2,10 +2,12 @@
 // for requests it relays, and the routes it answers itself when peer_nodes_list is empty (a centre's list; upload,
 // upload progress and stop from the client host's own image directory).
 import { ClientErrors, StorageErrors } from '../protocol/errors.js';
-import type { ImageServerSpec, RouteId } from '../protocol/types.js';
+import type { DbcBody, ImageServerSpec, RouteId } from '../protocol/types.js';
+import { listLocalImages } from './local.js';
 import { progressOf } from './node-images.js';
 import { imageFilenameOf } from './names.js';
-import { listEntry, listImages } from './rsync.js';
+import { listEntry, listImages, publicRsyncReason, RsyncError } from './rsync.js';
+import type { ImageServerSecrets } from './secrets.js';
 import { ImageServerRegistry, type ImageServer } from './servers.js';
 import { MemoryTransferRepo, TransferManager, type TransferLogger } from './transfers.js';
 import { existsSync, statSync } from 'node:fs';
@@ -17,6 +19,16 @@ export interface ClientImagesOptions {
   localDir: string;
   log?: TransferLogger;
   bwlimitKiB?: number;
+  /**
+   * Who sends a local upload / progress / stop (issue 10, finding 4): the account of the body's credential
+   * (wallet signature with a single-use nonce, or a session); throws the refusal. Without it those routes are
+   * refused: a gateway never serves its files to strangers.
+   */
+  authenticate?: (body: DbcBody) => string | Promise<string>;
+  /** true for a renter's disk (a name of the node's task store); such files never leave this host this way */
+  isTaskDisk?: (file: string) => boolean;
+  /** upload credentials for centres, by host:port/module */
+  secrets?: ImageServerSecrets;
 }
 
 /** routes whose `additional.image_server` names a centre: 'required' ones refuse to go without one */
@@ -43,11 +55,20 @@ export class ClientImages {
   readonly registry: ImageServerRegistry;
   readonly transfers: TransferManager;
   readonly localDir: string;
+  private readonly authenticate?: (body: DbcBody) => string | Promise<string>;
+  private readonly isTaskDisk: (file: string) => boolean;
 
   constructor(o: ClientImagesOptions) {
     this.registry = new ImageServerRegistry(o.servers);
     this.localDir = o.localDir;
-    this.transfers = new TransferManager({ repo: new MemoryTransferRepo(), log: o.log ?? quiet, bwlimitKiB: o.bwlimitKiB });
+    this.authenticate = o.authenticate;
+    this.isTaskDisk = o.isTaskDisk ?? (() => false);
+    this.transfers = new TransferManager({ repo: new MemoryTransferRepo(), log: o.log ?? quiet, bwlimitKiB: o.bwlimitKiB, secrets: o.secrets });
+  }
+
+  private async caller(body: DbcBody | undefined): Promise<string> {
+    if (!this.authenticate || !body) throw ClientErrors.invalidParams('this route needs a wallet signature or a session');
+    return this.authenticate(body);
   }
 
   /** `/images/servers`: `{"image_server": ["ID_1", ...]}` */
@@ -72,6 +93,15 @@ export class ClientImages {
     return { ...s };
   }
 
+  /**
+   * A file a local upload may send: a base image listed in the image directory (never a name the original treated
+   * as data, never a renter's disk). Everything else, existing or not, gets one and the same answer.
+   */
+  private uploadable(f: { name: string; path: string }): void {
+    const listed = listLocalImages(this.localDir).some((i) => i.image_name === f.name);
+    if (!listed || f.name.includes('data') || this.isTaskDisk(f.name)) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
+  }
+
   private localFile(additional: Record<string, unknown>): { name: string; path: string } {
     const raw = additional.image_filename;
     if (raw === undefined || raw === '' || raw === 'undefined') throw ClientErrors.invalidParams('additional no image_filename');
@@ -80,33 +110,37 @@ export class ClientImages {
     return { name, path: join(this.localDir, name) };
   }
 
-  /** a route with an empty peer_nodes_list, answered here: the reply's `message` */
-  async local(route: RouteId, additional: Record<string, unknown>): Promise<unknown> {
+  /** a route with an empty peer_nodes_list, answered here: the reply's `message`. `body` carries the credential */
+  async local(route: RouteId, additional: Record<string, unknown>, body?: DbcBody): Promise<unknown> {
     switch (route) {
       case 'images.list': {
         const server = this.resolveFor(route, additional, true)!;
         try {
           return (await listImages(server)).map(listEntry);
         } catch (err) {
-          throw StorageErrors.listFailed(err instanceof Error ? err.message : String(err));
+          throw StorageErrors.listFailed(err instanceof RsyncError ? publicRsyncReason(err.stderr, err.exitCode) : 'the image server is unreachable');
         }
       }
       case 'images.upload': {
+        const wallet = await this.caller(body);
         const server = this.resolveFor(route, additional, true)!;
         const f = this.localFile(additional);
+        this.uploadable(f);
         if (!existsSync(f.path) || !statSync(f.path).isFile()) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
-        await this.transfers.startUpload({ server, localPath: f.path, file: f.name, wallet: '' });
+        await this.transfers.startUpload({ server, localPath: f.path, file: f.name, wallet });
         return 'ok';
       }
       case 'images.upload_progress': {
+        const wallet = await this.caller(body);
         const f = this.localFile(additional);
-        const reply = progressOf(this.transfers.latest('upload', f.name), false, 'upload');
+        const reply = progressOf(this.transfers.latest('upload', f.name, wallet), false, 'upload');
         // the original answered done when it had no such upload
         return reply ?? { status: 'done', progress: '100%' };
       }
       case 'images.upload_stop': {
+        const wallet = await this.caller(body);
         const f = this.localFile(additional);
-        await this.transfers.stop('upload', f.name);
+        await this.transfers.stop('upload', f.name, wallet);
         return 'ok';
       }
       default:

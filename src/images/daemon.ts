@@ -1,11 +1,15 @@
-// A local image centre for `dbc up`: `rsync --daemon --no-detach` as a child process with one writable module
-// `images` on DIR/image-server/, seeded with the test image, registered on the client as ID_1 (dbc-docs §8.3).
+// A local image centre for `dbc up`: `rsync --daemon --no-detach` as a child process on DIR/image-server/, seeded
+// with a copy of the test image, registered on the client as ID_1 (dbc-docs §8.3). Two modules over that directory:
+// `images`, read-only and anonymous (list and download, as the original's public centres), and `images-upload`,
+// write-only with rsync `auth users` and a secrets file generated at every start (issue 10, finding 2).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { placeFile } from '../util/files.js';
 import { listImages } from './rsync.js';
+import type { UploadCredential } from './secrets.js';
 import type { ImageServer } from './servers.js';
 
 export interface RsyncDaemonOptions {
@@ -21,13 +25,15 @@ export interface RsyncDaemonOptions {
   advertise?: string;
   /** port; 0 or absent: a free one */
   port?: number;
-  /** images to place in the module directory (hard link, else copy) when missing */
+  /** images to place in the module directory (a copy of its own: reflink, else plain) when missing */
   seed?: string[];
   bin?: string;
 }
 
 export interface RsyncDaemon {
   server: ImageServer;
+  /** the credentials of the upload module (password in a 0600 file; never on a command line) */
+  upload: UploadCredential;
   /** the module directory */
   path: string;
   pid: number;
@@ -73,10 +79,16 @@ function killPrevious(pidFile: string, conf: string): void {
 }
 
 function place(source: string, dir: string): void {
-  placeFile(source, dir);
+  // 0644: the centre's own copy, which nobody but the daemon's uploads touch
+  placeFile(source, dir, 0o644);
 }
 
-export function rsyncdConf(o: { path: string; module: string; host: string; pidFile: string; uid: number; gid: number }): string {
+export const UPLOAD_USER = 'dbc-upload';
+export const uploadModuleOf = (module: string): string => `${module}-upload`;
+
+export function rsyncdConf(o: {
+  path: string; module: string; host: string; pidFile: string; uid: number; gid: number; secretsFile: string; user?: string;
+}): string {
   return [
     '# written by dbc up: the local image centre',
     `address = ${o.host}`,
@@ -88,12 +100,25 @@ export function rsyncdConf(o: { path: string; module: string; host: string; pidF
     'max connections = 0',
     'timeout = 600',
     '',
+    // anonymous: list and download only
     `[${o.module}]`,
     `    path = ${o.path}`,
     '    comment = dbc images',
-    '    read only = no',
+    '    read only = yes',
     '    write only = no',
     '    list = yes',
+    '',
+    // authenticated uploads over the same directory: no download, no listing, no in-place rewrite of a file
+    `[${uploadModuleOf(o.module)}]`,
+    `    path = ${o.path}`,
+    '    comment = dbc image uploads',
+    '    read only = no',
+    '    write only = yes',
+    '    list = no',
+    `    auth users = ${o.user ?? UPLOAD_USER}`,
+    `    secrets file = ${o.secretsFile}`,
+    '    strict modes = yes',
+    '    refuse options = inplace append append-verify',
     '',
   ].join('\n');
 }
@@ -106,7 +131,19 @@ export async function startRsyncDaemon(o: RsyncDaemonOptions): Promise<RsyncDaem
   for (const s of o.seed ?? []) place(s, path);
   const conf = join(o.dir, 'rsyncd.conf');
   const pidFile = join(o.dir, 'rsyncd.pid');
-  writeFileSync(conf, rsyncdConf({ path, module, host, pidFile, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }));
+  // a fresh upload password at every start: the daemon's secrets file and the uploader's password file, both 0600
+  const secretsFile = join(o.dir, 'rsyncd.secrets');
+  const passwordFile = join(o.dir, 'rsyncd.password');
+  const password = randomBytes(24).toString('base64url');
+  for (const [f, text] of [[secretsFile, `${UPLOAD_USER}:${password}\n`], [passwordFile, `${password}\n`]] as const) {
+    rmSync(f, { force: true });
+    writeFileSync(f, text, { mode: 0o600 });
+  }
+  const upload: UploadCredential = { user: UPLOAD_USER, passwordFile, uploadModule: uploadModuleOf(module) };
+  writeFileSync(
+    conf,
+    rsyncdConf({ path, module, host, pidFile, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, secretsFile }),
+  );
 
   killPrevious(pidFile, conf);
   const portFile = join(o.dir, 'rsyncd.port');
@@ -155,6 +192,7 @@ export async function startRsyncDaemon(o: RsyncDaemonOptions): Promise<RsyncDaem
       writeFileSync(portFile, `${port}\n`);
       return {
         server,
+        upload,
         path,
         pid: child.pid ?? 0,
         async stop() {

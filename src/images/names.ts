@@ -90,3 +90,15 @@ export function freeBytes(path: string): number {
   const s = statfsSync(path);
   return Number(s.bavail) * Number(s.bsize);
 }
+
+/**
+ * How a host file is shown to a renter: a file of the image directory as the original's `/data/<name>`, a file of
+ * a VM's own folder as `/data/vm/<task_id>/<name>`; anything else (a directory the renter named in mount_dir) as is.
+ * Replies never carry the node's data directory.
+ */
+export function shownPath(path: string, imageDir: string, taskDir?: { taskId: string; dir: string }): string {
+  const under = (root: string, shown: string) => (path === root ? shown : `${shown}/${relative(root, path)}`);
+  if (isInside(imageDir, path)) return under(imageDir, '/data');
+  if (taskDir && isInside(taskDir.dir, path)) return under(taskDir.dir, `/data/vm/${taskDir.taskId}`);
+  return path;
+}

@@ -76,6 +76,11 @@ export class NodeImageService {
     return name;
   }
 
+  /** a renter's disk of this node by that file name (the client gateway of `dbc up` refuses to upload it) */
+  isTaskDisk(file: string): boolean {
+    return this.host.store.allDisks().some((d) => basename(d.path) === file);
+  }
+
   /** the host paths of every task disk (never shared, never served) */
   private diskPaths(): Set<string> {
     return new Set(this.host.store.allDisks().map((d) => d.path));
@@ -129,17 +134,19 @@ export class NodeImageService {
     if (facts.backingFile !== base || (facts.backingFormat && facts.backingFormat !== 'qcow2')) await rebaseUnsafe(staging, base);
   }
 
-  downloadProgress(rawFile: unknown): ProgressReply {
+  // progress and stop see only the caller's own transfers: another wallet's are answered as if there were none
+  // (issue 10, finding 5); snapshot uploads belong to the snapshot's wallet
+  downloadProgress(wallet: string, rawFile: unknown): ProgressReply {
     const file = this.fileArg(rawFile);
-    const row = this.transfers.latest('download', file);
+    const row = this.transfers.latest('download', file, wallet);
     const reply = progressOf(row, existsSync(join(this.host.imageDir, file)), 'download');
     if (!reply) throw StorageErrors.notInDownloading(file);
     return reply;
   }
 
-  async downloadStop(rawFile: unknown): Promise<ProgressReply> {
+  async downloadStop(wallet: string, rawFile: unknown): Promise<ProgressReply> {
     const file = this.fileArg(rawFile);
-    const row = await this.transfers.stop('download', file);
+    const row = await this.transfers.stop('download', file, wallet);
     return progressOf(row, false, 'download')!;
   }
 
@@ -154,16 +161,16 @@ export class NodeImageService {
     return this.transfers.startUpload({ server, localPath: path, file, wallet });
   }
 
-  uploadProgress(rawFile: unknown): ProgressReply {
+  uploadProgress(wallet: string, rawFile: unknown): ProgressReply {
     const file = this.fileArg(rawFile);
-    const reply = progressOf(this.transfers.latest('upload', file), false, 'upload');
+    const reply = progressOf(this.transfers.latest('upload', file, wallet), false, 'upload');
     if (!reply) throw StorageErrors.notInUploading(file);
     return reply;
   }
 
-  async uploadStop(rawFile: unknown): Promise<ProgressReply> {
+  async uploadStop(wallet: string, rawFile: unknown): Promise<ProgressReply> {
     const file = this.fileArg(rawFile);
-    const row = await this.transfers.stop('upload', file);
+    const row = await this.transfers.stop('upload', file, wallet);
     return progressOf(row, false, 'upload')!;
   }
 

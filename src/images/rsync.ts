@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { formatBytes } from '../util/format.js';
 import { NAME_RE } from './names.js';
+import type { UploadCredential } from './secrets.js';
 import { rsyncUrl, type ImageServer } from './servers.js';
 
 export interface RemoteFile {
@@ -44,6 +45,21 @@ export function rsyncReason(stderr: string, code: number | null): string {
   return (pick ?? `rsync exited with ${code}`).replace(/^rsync: /, '').slice(0, 500);
 }
 
+/**
+ * What a renter may read of an rsync failure: a short text by kind, never rsync's stderr (host paths, module
+ * names, daemon messages). The raw text goes to the log.
+ */
+export function publicRsyncReason(stderr: string, code: number | null): string {
+  if (/auth failed|password file|No password/i.test(stderr)) return 'the image server refused the credentials';
+  if (/read only|write only|refused|denied|not permitted|Permission denied|Unknown module/i.test(stderr) && !/Connection refused/i.test(stderr)) {
+    return 'the image server refused the transfer';
+  }
+  if (/Connection refused|No route to host|Name or service not known|unreachable|timed out|timeout/i.test(stderr)) return 'the image server is unreachable';
+  if (/No such file or directory|link_stat/.test(stderr)) return 'the file does not exist on the image server';
+  if (/No space left/i.test(stderr)) return 'no space left on the image server';
+  return code === null ? 'rsync could not run' : `rsync failed (exit ${code})`;
+}
+
 export function commonArgs(o: RsyncOptions): string[] {
   return [`--timeout=${o.timeoutS ?? 120}`, `--contimeout=${o.connectTimeoutS ?? 20}`];
 }
@@ -57,7 +73,7 @@ export interface RsyncRun {
 
 /** spawn rsync; stdout chunks go to onStdout, stderr is kept (last 16 KiB) */
 export function runRsync(args: string[], o: RsyncOptions & { onStdout?: (chunk: string) => void } = {}): RsyncRun {
-  const child = spawn(o.bin ?? 'rsync', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const child = spawn(o.bin ?? 'rsync', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', RSYNC_PASSWORD: undefined } });
   let stderr = '';
   child.stdout!.setEncoding('utf8');
   child.stderr!.setEncoding('utf8');
@@ -120,9 +136,14 @@ export function listEntry(f: RemoteFile): { image_name: string; image_size: stri
  * Delete `file` from the image centre's partial directory (a failed upload leaves its partial there). rsync has no
  * remote rm: sync an empty directory onto it with --delete, filtered to that one name.
  */
-export async function removeRemotePartial(server: ImageServer, partialDir: string, file: string, emptyDir: string, o: RsyncOptions = {}): Promise<void> {
+export async function removeRemotePartial(
+  server: ImageServer, partialDir: string, file: string, emptyDir: string, o: RsyncOptions = {}, cred?: UploadCredential,
+): Promise<void> {
   const run = runRsync(
-    ['-r', '--delete', '--no-motd', ...commonArgs(o), `--include=/${file}`, '--exclude=*', `${emptyDir.replace(/\/+$/, '')}/`, rsyncUrl(server, `${partialDir}/`)],
+    [
+      '-r', '--delete', '--no-motd', ...commonArgs(o), ...(cred ? [`--password-file=${cred.passwordFile}`] : []), `--include=/${file}`, '--exclude=*',
+      `${emptyDir.replace(/\/+$/, '')}/`, rsyncUrl(server, `${partialDir}/`, cred ? { user: cred.user, module: cred.uploadModule } : undefined),
+    ],
     o,
   );
   await run.done;

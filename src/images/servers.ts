@@ -46,8 +46,9 @@ export function formatImageServer(s: ImageServer): string {
 }
 
 /** rsync://host:port/module/[file] (IPv6 in brackets) */
-export function rsyncUrl(s: ImageServer, file = ''): string {
+export function rsyncUrl(s: ImageServer, file = '', auth?: { user: string; module: string }): string {
   const host = isIP(s.host) === 6 ? `[${s.host}]` : s.host;
+  if (auth) return `rsync://${auth.user}@${host}:${s.port}/${auth.module}/${file}`;
   return `rsync://${host}:${s.port}/${s.module}/${file}`;
 }
 

@@ -20,8 +20,9 @@ import { StorageErrors } from '../protocol/errors.js';
 import type { TransferRepo, TransferRow, TransferStatus } from '../store/tasks.js';
 import { freeBytes, isImageFilename } from './names.js';
 import {
-  commonArgs, removeRemotePartial, RESUMABLE_EXIT, RsyncError, rsyncReason, runRsync, statRemote, type RsyncOptions, type RsyncRun,
+  commonArgs, publicRsyncReason, removeRemotePartial, RESUMABLE_EXIT, RsyncError, rsyncReason, runRsync, statRemote, type RsyncOptions, type RsyncRun,
 } from './rsync.js';
+import type { ImageServerSecrets, UploadCredential } from './secrets.js';
 import { formatImageServer, parseImageServer, rsyncUrl, type ImageServer } from './servers.js';
 
 export const STAGING_DIR = '.dbc-transfers';
@@ -48,11 +49,13 @@ export interface TransferManagerOptions extends RsyncOptions {
   progressIntervalMs?: number;
   /** rsync --bwlimit in KiB/s (0: none); default from DBC_RSYNC_BWLIMIT */
   bwlimitKiB?: number;
+  /** upload credentials by centre (else uploads go to the centre's module anonymously) */
+  secrets?: ImageServerSecrets;
 }
 
 export type FinishListener = (row: TransferRow) => void;
 
-type UploadStart = { kind: 'transferring' } | { kind: 'skipped' } | { kind: 'failed'; reason: string };
+type UploadStart = { kind: 'transferring' } | { kind: 'skipped' } | { kind: 'failed'; reason: string; public: string };
 
 interface UploadRun {
   run: RsyncRun;
@@ -103,10 +106,21 @@ export class TransferManager {
   private readonly finalizers = new Map<string, DownloadRequest['finalize']>();
   private closing = false;
   private readonly bwlimit: number;
+  private secrets?: ImageServerSecrets;
 
   constructor(private readonly o: TransferManagerOptions) {
     const env = Number(process.env.DBC_RSYNC_BWLIMIT ?? 0);
     this.bwlimit = o.bwlimitKiB ?? (Number.isFinite(env) && env > 0 ? Math.floor(env) : 0);
+    this.secrets = o.secrets;
+  }
+
+  /** the upload credentials this process holds (set once the centres are known) */
+  useSecrets(secrets: ImageServerSecrets): void {
+    this.secrets = secrets;
+  }
+
+  private credFor(server: ImageServer): UploadCredential | undefined {
+    return this.secrets?.for(server);
   }
 
   onFinish(listener: FinishListener): void {
@@ -148,9 +162,13 @@ export class TransferManager {
     await Promise.allSettled(all.map((l) => l.finished));
   }
 
-  /** the newest record of a file (live or not) */
-  latest(kind: TransferRow['kind'], file: string): TransferRow | undefined {
-    return this.o.repo.transfersOf(kind, file)[0];
+  /**
+   * The newest record of a file (live or not); with `wallet`, the newest one that wallet started: another wallet's
+   * transfers do not exist for it (issue 10, finding 5).
+   */
+  latest(kind: TransferRow['kind'], file: string, wallet?: string): TransferRow | undefined {
+    const rows = this.o.repo.transfersOf(kind, file);
+    return wallet === undefined ? rows[0] : rows.find((r) => r.wallet === wallet);
   }
 
   get(id: string): TransferRow | undefined {
@@ -197,7 +215,7 @@ export class TransferManager {
         remote = await statRemote(req.server, req.file, this.o);
       } catch (err) {
         await abort(partial === 0);
-        throw StorageErrors.listFailed(err instanceof Error ? err.message : String(err));
+        throw StorageErrors.listFailed(err instanceof RsyncError ? publicRsyncReason(err.stderr, err.exitCode) : 'the image server is unreachable');
       }
       if (!remote) {
         await abort(true);
@@ -275,7 +293,10 @@ export class TransferManager {
     try {
       const up = this.uploadRun(req.server, req.localPath, req.file);
       const first = await up.started;
-      if (first.kind === 'failed') throw StorageErrors.uploadFailed(first.reason);
+      if (first.kind === 'failed') {
+        this.o.log.warn({ file: req.file, server: req.server.id, reason: first.reason }, 'image upload refused');
+        throw StorageErrors.uploadFailed(first.public);
+      }
       if (first.kind === 'skipped' && req.refuseExisting !== false) throw StorageErrors.fileExists(`${req.file} on image_server ${req.server.id}`);
       const row = this.newRow({
         kind: 'upload', file: req.file, local_path: req.localPath, server: req.server, wallet: req.wallet, owner: req.owner ?? '',
@@ -303,12 +324,18 @@ export class TransferManager {
         if (m) bytes = Number(m[1]!.replace(/[,.]/g, ''));
       }
     };
+    // an authenticated upload module when this process holds credentials for the centre: the password comes from
+    // a file (--password-file), never from the command line
+    const cred = this.credFor(server);
     const args = [
       '--partial', `--partial-dir=${REMOTE_PARTIAL_DIR}`, '--ignore-existing', '--itemize-changes', '--chmod=F644', '--info=progress2',
-      '--no-motd', ...commonArgs(this.o), ...this.bwArgs(), localPath, rsyncUrl(server, file),
+      '--no-motd', ...commonArgs(this.o), ...this.bwArgs(), ...(cred ? [`--password-file=${cred.passwordFile}`] : []),
+      localPath, rsyncUrl(server, file, cred ? { user: cred.user, module: cred.uploadModule } : undefined),
     ];
     const run = runRsync(args, { ...this.o, onStdout });
-    void run.done.then((r) => settle(r.code === 0 ? { kind: 'skipped' } : { kind: 'failed', reason: rsyncReason(r.stderr, r.code) }));
+    void run.done.then((r) =>
+      settle(r.code === 0 ? { kind: 'skipped' } : { kind: 'failed', reason: rsyncReason(r.stderr, r.code), public: publicRsyncReason(r.stderr, r.code) }),
+    );
     return { run, bytes: () => bytes, started };
   }
 
@@ -322,7 +349,7 @@ export class TransferManager {
         // keep no partial on the centre for a transfer that cannot be resumed
         const empty = mkdtempSync(join(os.tmpdir(), 'dbc-empty-'));
         try {
-          await removeRemotePartial(server, REMOTE_PARTIAL_DIR, row.file, empty, this.o);
+          await removeRemotePartial(server, REMOTE_PARTIAL_DIR, row.file, empty, this.o, this.credFor(server));
         } finally {
           rmSync(empty, { recursive: true, force: true });
         }
@@ -332,9 +359,14 @@ export class TransferManager {
 
   // --- stop -----------------------------------------------------------------------------------------------
 
-  /** stop the live transfer of file; its partial data is kept for a resume */
-  async stop(kind: TransferRow['kind'], file: string): Promise<TransferRow> {
-    const live = [...this.live.values()].find((l) => l.key === keyOf(kind, file));
+  /**
+   * stop the live transfer of file; its partial data is kept for a resume. With `wallet`, only a transfer that
+   * wallet started: another wallet's is answered as if there were none.
+   */
+  async stop(kind: TransferRow['kind'], file: string, wallet?: string): Promise<TransferRow> {
+    const live = [...this.live.values()].find(
+      (l) => l.key === keyOf(kind, file) && (wallet === undefined || this.o.repo.transfer(l.id)?.wallet === wallet),
+    );
     if (!live) throw kind === 'download' ? StorageErrors.notInDownloading(file) : StorageErrors.notInUploading(file);
     live.stop = 'user';
     live.run?.child.kill('SIGTERM');
@@ -421,11 +453,12 @@ export class TransferManager {
           keepBytes = row.total_bytes;
         } else if (r.signal !== null || (r.code !== null && RESUMABLE_EXIT.has(r.code))) {
           status = 'interrupted';
-          error = `interrupted (${r.signal ?? `rsync exit ${r.code}`}): ${rsyncReason(r.stderr, r.code)}; ${row.kind} again to resume`;
+          error = `interrupted (${r.signal ?? `rsync exit ${r.code}`}): ${publicRsyncReason(r.stderr, r.code)}; ${row.kind} again to resume`;
         } else {
           status = 'failed';
-          error = rsyncReason(r.stderr, r.code);
+          error = publicRsyncReason(r.stderr, r.code);
         }
+        if (r.code !== 0 && !live.stop) this.o.log.warn({ transfer: id, rsync: rsyncReason(r.stderr, r.code) }, 'rsync failed');
       } catch (err) {
         status = 'failed';
         error = err instanceof Error ? err.message : String(err);

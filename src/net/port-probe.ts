@@ -1,27 +1,72 @@
 // Is a host port free right now? Bind it and close at once. Racy by nature (another process may take it a moment
 // later), so callers still handle a bind failure from QEMU.
+// Only EADDRINUSE and EACCES mean "not free". Anything else (EMFILE/ENFILE: the host is out of file descriptors,
+// ENOBUFS, EADDRNOTAVAIL, ...) says nothing about the port and is thrown as a PortProbeError, a DbcError whose text
+// the renter may see: `tasks/start` must not answer a false `ssh_port is occupied`.
 import net from 'node:net';
 import dgram from 'node:dgram';
+import { DbcError, E_DEFAULT } from '../protocol/errors.js';
+
+const NOT_FREE = new Set(['EADDRINUSE', 'EACCES']);
+
+export class PortProbeError extends DbcError {
+  constructor(
+    readonly errno: string,
+    message: string,
+  ) {
+    super('DBC_ERR_PORT_PROBE', E_DEFAULT, message, 200);
+    this.name = 'PortProbeError';
+  }
+}
+
+/** the error a failed probe bind turns into: false (the port is taken) or a PortProbeError to throw */
+export function probeFailure(err: unknown): false | PortProbeError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? 'UNKNOWN';
+  if (NOT_FREE.has(code)) return false;
+  if (code === 'EMFILE' || code === 'ENFILE') {
+    return new PortProbeError(code, 'internal error: host is out of file descriptors, try again later');
+  }
+  if (code === 'ENOBUFS' || code === 'ENOMEM') return new PortProbeError(code, 'internal error: host is out of memory for sockets, try again later');
+  return new PortProbeError(code, `internal error: cannot probe host ports (${code})`);
+}
 
 export async function isHostPortFree(port: number, host: string, proto: 'tcp' | 'udp'): Promise<boolean> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) return false;
   if (proto === 'udp') {
     const type = net.isIPv6(host) ? 'udp6' : 'udp4';
-    return new Promise<boolean>((resolve) => {
-      const sock = dgram.createSocket({ type, reuseAddr: false });
-      sock.once('error', () => {
-        sock.close();
-        resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      let sock: dgram.Socket;
+      try {
+        sock = dgram.createSocket({ type, reuseAddr: false });
+      } catch (err) {
+        const f = probeFailure(err);
+        if (f === false) resolve(false);
+        else reject(f);
+        return;
+      }
+      sock.once('error', (err) => {
+        try {
+          sock.close();
+        } catch {
+          // never bound
+        }
+        const f = probeFailure(err);
+        if (f === false) resolve(false);
+        else reject(f);
       });
       sock.bind({ port, address: host, exclusive: true }, () => {
         sock.close(() => resolve(true));
       });
     });
   }
-  return new Promise<boolean>((resolve) => {
+  return new Promise<boolean>((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', () => resolve(false));
+    server.once('error', (err) => {
+      const f = probeFailure(err);
+      if (f === false) resolve(false);
+      else reject(f);
+    });
     server.listen({ port, host, exclusive: true }, () => {
       server.close(() => resolve(true));
     });

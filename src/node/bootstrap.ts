@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { Authenticator } from '../auth/authenticator.js';
+import { Authenticator, type AuthenticatorOptions } from '../auth/authenticator.js';
 import { loadOrCreateNodeIdentity, type NodeIdentity } from '../auth/identity.js';
 import { cryptoReady } from '../auth/verify.js';
 import { HostInventory } from '../host/inventory.js';
@@ -22,10 +22,12 @@ import { UserNetwork, type NetworkDriver } from '../net/driver.js';
 import { BridgeNetwork } from '../net/bridge-mode.js';
 import { defaultRouteSource } from '../net/links.js';
 import { parseIp } from '../net/ipv4.js';
+import type { ImageServerSecrets } from '../images/secrets.js';
+import { setupGuestGuard, type GuestGuardMode } from '../net/guest-guard.js';
 
 /** the node's network mode (driver.ts); user is the default */
 export type NetworkConfig =
-  | { mode: 'user' }
+  | { mode: 'user'; /** net/guest-guard.ts; default auto */ guestGuard?: GuestGuardMode }
   | {
       mode: 'bridge';
       /** node bridge name and subnet (default dbcbr0, 10.200.0.0/24) */
@@ -61,6 +63,12 @@ export interface NodeOptions {
   network?: NetworkConfig;
   /** LANs without members are removed after this long (default 3 days) */
   lanIdleMs?: number;
+  /** replay window (nonceWindowMs, default 7 days) and failed-auth budget (docs/request-flow.md) */
+  auth?: AuthenticatorOptions;
+  /** provisioned disk bytes may reach the file system capacity times this (default 1.0) */
+  diskOvercommit?: number;
+  /** upload credentials of image centres (images/secrets.ts) */
+  imageSecrets?: ImageServerSecrets;
 }
 
 async function buildNetwork(cfg: NetworkConfig, env: { db: Db; dataDir: string; logger: Logger }): Promise<NetworkDriver> {
@@ -115,13 +123,16 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
   const layout = nodeLayout(opts.dataDir);
   const identity = loadOrCreateNodeIdentity(opts.dataDir);
   const db = openDb(layout.dbFile);
-  const auth = new Authenticator(db);
+  const auth = new Authenticator(db, opts.auth);
   const rentals =
     typeof opts.rentals === 'function'
       ? opts.rentals({ nodeId: identity.nodeId, db, logger: opts.logger })
       : (opts.rentals ?? new LocalRentals(db));
   const inventory = new HostInventory({ dataDir: opts.dataDir });
-  const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger });
+  const netCfg = opts.network ?? { mode: 'user' };
+  // user mode: keep guests off the host's own services (QEMU -runas + nftables); bridge mode locks them out itself
+  const guard = netCfg.mode === 'user' && !opts.hypervisor ? await setupGuestGuard(netCfg.guestGuard ?? 'auto', opts.logger) : null;
+  const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger, runAs: guard?.owner ?? null });
   const network = await buildNetwork(opts.network ?? { mode: 'user' }, { db, dataDir: opts.dataDir, logger: opts.logger });
   const engine = new TaskEngine(
     new TaskStore(db),
@@ -139,6 +150,7 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       reconcileIntervalMs: opts.reconcileIntervalMs,
       network,
       lanIdleMs: opts.lanIdleMs,
+      storage: { diskOvercommit: opts.diskOvercommit, secrets: opts.imageSecrets },
     },
     opts.logger,
   );

@@ -1,10 +1,11 @@
 // The GPU-node dispatcher: every request, whatever transport brought it, goes through handle():
-// validate `additional` -> authenticate (signature, nonce, session) -> rental -> handler -> reply envelope.
+// validate `additional` -> authenticate (signature; nonce and budget checked, nothing written) -> rental -> consume
+// the nonce -> handler -> reply envelope. Nothing is written for a caller that is not authorised.
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { AuthFailures, NodeErrors, toEnvelope } from '../protocol/errors.js';
 import { ROUTES, type RouteSpec } from '../protocol/routes.js';
-import type { NodeReply, NodeRequest, RouteId } from '../protocol/types.js';
+import type { DbcBody, NodeReply, NodeRequest, RouteId } from '../protocol/types.js';
 import type { Caller, Handler, NodeContext } from './context.js';
 import { machineHandlers } from './handlers/machine.js';
 import { taskHandlers } from './handlers/tasks.js';
@@ -36,6 +37,7 @@ export interface ExpiryPolicy {
 export class GpuNode {
   private readonly checks = new Map<RouteId, TypeCheck<TSchema>>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly ctx: NodeContext,
@@ -56,6 +58,10 @@ export class GpuNode {
   }
 
   start(): void {
+    // used nonces older than the replay window are forgotten at start and then hourly (or per window if shorter)
+    this.pruneNonces();
+    this.pruneTimer = setInterval(() => this.pruneNonces(), Math.min(3600_000, this.ctx.auth.nonceWindowMs));
+    this.pruneTimer.unref();
     this.sweepTimer = setInterval(() => {
       this.sweepRentals().catch((err) => this.log.error({ err }, 'rental sweep failed'));
     }, this.expiry.sweepIntervalMs);
@@ -64,6 +70,19 @@ export class GpuNode {
 
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+  }
+
+  /** forgets used nonces older than the replay window; returns how many */
+  pruneNonces(): number {
+    try {
+      const n = this.ctx.auth.pruneNonces(this.ctx.now());
+      if (n > 0) this.log.info({ pruned: n, window_ms: this.ctx.auth.nonceWindowMs }, 'used nonces pruned');
+      return n;
+    } catch (err) {
+      this.log.error({ err }, 'nonce prune failed');
+      return 0;
+    }
   }
 
   async handle(req: NodeRequest): Promise<NodeReply> {
@@ -97,16 +116,30 @@ export class GpuNode {
     }
   }
 
+  /**
+   * check_authority for a request answered outside handle() (the client-local routes of `dbc up`): the same
+   * checks as `route` on this node, and the nonce is consumed only when the caller is authorised. Throws the
+   * `check authority failed: ...` refusals; null for a route without node authentication.
+   */
+  async authorizeFor(route: RouteId, body: DbcBody): Promise<Caller | null> {
+    const spec = ROUTES[route];
+    if (!spec) throw NodeErrors.generic(`not support route: ${String(route)}`);
+    return this.authorize(spec, { route, params: {}, query: {}, body });
+  }
+
   /** check_authority: who is calling, and do they rent this machine now? */
   private async authorize(spec: RouteSpec, req: NodeRequest): Promise<Caller | null> {
     if (spec.nodeAuth === 'none') return null;
     if (this.ctx.rentals.machineStatus) return this.authorizeByStatus(spec, req, this.ctx.rentals);
-    const identity = this.ctx.auth.authenticate(req.body, { allowSession: spec.nodeAuth === 'renter' });
-    if (!identity) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+    const pending = this.ctx.auth.verify(req.body, { allowSession: spec.nodeAuth === 'renter' });
+    if (!pending) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+    const { identity } = pending;
     const rental = await this.ctx.rentals.active(identity.account, this.ctx.now(), req.body.rent_order);
     if (!rental) {
       throw NodeErrors.checkAuthority(identity.kind === 'session' ? AuthFailures.expired : AuthFailures.walletNotRented);
     }
+    // authorised: only now is the nonce stored (single use: consume is atomic, a concurrent replay loses here)
+    pending.commit();
     // the original created the renter's session lazily on a wallet-authenticated request
     if (identity.kind !== 'session') this.ctx.auth.sessions.getOrCreate(identity.account, identity.signers);
     return { identity, rental };
@@ -116,11 +149,13 @@ export class GpuNode {
    * The original's check_authority state machine for sources with a machine status (the chain):
    * Verify → committee members inside a verify window (role verifier); Online → nobody; Rented → the renters of
    * live orders (wallet, multisig account, or their sessions); unknown / unreachable → `query machine_status failed`.
-   * The signature is checked first, so anonymous requests cannot make the node query the chain.
+   * The signature is checked first, so anonymous requests cannot make the node query the chain; the nonce is
+   * consumed only once the caller is authorised (verifier in its window, or renter of a live order).
    */
   private async authorizeByStatus(spec: RouteSpec, req: NodeRequest, rentals: RentalSource): Promise<Caller> {
-    const identity = this.ctx.auth.authenticate(req.body, { allowSession: spec.nodeAuth === 'renter' });
-    if (!identity) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+    const pending = this.ctx.auth.verify(req.body, { allowSession: spec.nodeAuth === 'renter' });
+    if (!pending) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+    const { identity } = pending;
     const now = this.ctx.now();
     const status = await this.guard(() => rentals.machineStatus!(now));
     switch (status) {
@@ -132,6 +167,7 @@ export class GpuNode {
         if (identity.kind === 'session') throw NodeErrors.checkAuthority(AuthFailures.nonceCheckFailed);
         const rental = rentals.verifier ? await this.guard(() => rentals.verifier!(identity.account, now)) : null;
         if (!rental) throw NodeErrors.checkAuthority(AuthFailures.notInVerifyTime);
+        pending.commit();
         this.dropCheckVms(identity.account);
         if (spec.nodeAuth === 'wallet') throw NodeErrors.noSessionId();
         if (RENTER_ONLY_ROUTE.test(spec.id)) throw NodeErrors.checkAuthority(AuthFailures.verifierNotAllowed);
@@ -143,6 +179,7 @@ export class GpuNode {
         if (!rental) {
           throw NodeErrors.checkAuthority(identity.kind === 'session' ? AuthFailures.expired : AuthFailures.walletNotRented);
         }
+        pending.commit();
         if (identity.kind !== 'session') this.ctx.auth.sessions.getOrCreate(identity.account, identity.signers);
         return { identity, rental: { ...rental, role: 'renter' } };
       }

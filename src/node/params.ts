@@ -105,7 +105,7 @@ export function parseCreateParams(additional: Record<string, unknown>): CreatePa
   const imageName = optString(additional, 'image_name');
   if (imageName === undefined) throw NodeErrors.imageNameEmpty();
   if (!imageName.endsWith('.qcow2')) throw NodeErrors.imageExtension();
-  if (!IMAGE_NAME_RE.test(imageName)) throw NodeErrors.imageNotExist(imageName);
+  if (!IMAGE_NAME_RE.test(imageName)) throw NodeErrors.imageNotExist(`/data/${imageName.slice(0, 128)}`);
 
   const sshPort = os === 'linux' ? requiredPort(additional, 'ssh_port') : optPort(additional, 'ssh_port') ?? 0;
   const rdpPort = os === 'windows' ? requiredPort(additional, 'rdp_port') : optPort(additional, 'rdp_port') ?? 0;
@@ -122,7 +122,7 @@ export function parseCreateParams(additional: Record<string, unknown>): CreatePa
   const diskGb = biosMode === 'pxe' ? 0 : positiveInt(additional, 'disk_size', NodeErrors.diskInvalid);
 
   const dataFileName = optString(additional, 'data_file_name');
-  if (dataFileName !== undefined && !IMAGE_NAME_RE.test(dataFileName)) throw NodeErrors.dataFileNotExist(dataFileName);
+  if (dataFileName !== undefined && !IMAGE_NAME_RE.test(dataFileName)) throw NodeErrors.dataFileNotExist(`/data/${dataFileName.slice(0, 128)}`);
 
   const customPorts = optList(additional, 'custom_port');
   const customMappings = parseCustomPorts(customPorts);

@@ -17,6 +17,20 @@ export class DbcError extends Error {
   }
 }
 
+/**
+ * The text of an error as a renter may see it (a task's last_error, an operation's error): our own DbcError texts
+ * as they are; anything else (QEMU, qemu-img, QMP, the file system) cut to its first line, QEMU's stderr dropped,
+ * and every absolute path cut to its last component. The whole text goes to the node log.
+ */
+export function publicErrorText(err: unknown): string {
+  if (err instanceof DbcError) return err.message;
+  const raw = err instanceof Error ? err.message : String(err);
+  return (raw.split('\n')[0] ?? '')
+    .replace(/^(QEMU for VM \S+ [^:]*):.*$/, '$1 (details in the node log)')
+    .replace(/(?:\/[^\s/'",:;()[\]]+)+\/?/g, (m) => m.replace(/\/+$/, '').split('/').pop() || '/')
+    .slice(0, 500);
+}
+
 // errcodes of the original (src/dbc/common/error.h)
 export const RPC_INVALID_REQUEST = -32600;
 export const RPC_METHOD_NOT_FOUND = -32601;
@@ -226,6 +240,10 @@ export const AuthFailures = {
   chainUnavailable: (detail: string) => `query machine_status failed: ${detail}`,
   /** ours: a committee verifier on a renter-only route (the original refused these without a text of its own) */
   verifierNotAllowed: 'verifier can not use this route',
+  /** ours: a wallet (or multisig item) nonce longer than 128 characters or not printable ASCII, refused unverified */
+  nonceInvalid: 'nonce must be 1 to 128 printable ASCII characters',
+  /** ours: the account spent its failed-authentication budget (src/auth/budget.ts); refused unverified */
+  tooManyFailures: 'too many failed attempts, try again later',
 } as const;
 
 export function toEnvelope(err: unknown): { status: number; body: { errcode: number; message: string } } {

@@ -5,14 +5,16 @@
 // disk/delete needs the VM shut off, as the original.
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NodeErrors, StorageErrors } from '../protocol/errors.js';
 import type { DiskRow, TaskRow } from '../store/tasks.js';
-import { freeBytes, isDiskName, resolveRequestedDir } from '../images/names.js';
+import { freeBytes, isDiskName, resolveRequestedDir, shownPath } from '../images/names.js';
 import { formatBytes, randomBase58 } from '../util/format.js';
 import * as qemuImg from './qemu-img.js';
 import { growBy, imageFacts } from './qemu-extra.js';
 import type { StorageHost } from './host.js';
+import type { DiskQuota } from './quota.js';
+import { grantToVm } from '../vm/run-as.js';
 
 const GiB = 1024 ** 3;
 /** the largest disk or increment accepted, GB */
@@ -76,7 +78,10 @@ export function blockNodeOf(entries: QueryBlockEntry[], name: string, file: stri
 export class DiskService {
   private allowed: string[] = [];
 
-  constructor(private readonly host: StorageHost) {}
+  constructor(
+    private readonly host: StorageHost,
+    private readonly quota?: DiskQuota,
+  ) {}
 
   /** directories (besides the image dir, requested as /data) where disk files may be placed */
   allowDirs(dirs: readonly string[]): void {
@@ -97,7 +102,7 @@ export class DiskService {
       } catch {
         // not created yet (task creating) or gone: the recorded size
       }
-      out.push({ name: d.name, file: d.path, size: formatBytes(bytes), bytes, kind: d.kind });
+      out.push({ name: d.name, file: shownPath(d.path, this.host.imageDir, { taskId: task.task_id, dir: this.host.taskDir(task.task_id) }), size: formatBytes(bytes), bytes, kind: d.kind });
     }
     return out;
   }
@@ -125,6 +130,7 @@ export class DiskService {
     if (!existsSync(dir.dir)) throw StorageErrors.mountDirNotExist(requested);
     // qcow2 is thin, but a renter must be able to fill what was granted: the space must be there now
     if (freeBytes(dir.dir) < sizeGb * GiB) throw StorageErrors.mountDirNoSpace(requested);
+    if (this.quota && !(await this.quota.allows(dir.dir, sizeGb * GiB))) throw StorageErrors.mountDirNoSpace(requested);
     this.requireIdle(task);
     const online = await this.online(task);
     if (online && task.os === 'windows') {
@@ -156,6 +162,8 @@ export class DiskService {
 
   private async hotplug(taskId: string, name: string, file: string): Promise<void> {
     const [add, dev] = hotplugCommands(name, file);
+    // guest guard: QEMU runs as an unprivileged uid by now and opens the new file itself
+    grantToVm(file, this.host.hv.runAs);
     await this.host.hv.qmp(taskId, add!.execute, add!.arguments);
     try {
       await this.host.hv.qmp(taskId, dev!.execute, dev!.arguments);
@@ -176,6 +184,10 @@ export class DiskService {
     const disk = this.host.store.disks(task.task_id).find((d) => d.name === diskRaw);
     if (!disk) throw StorageErrors.diskNotExist(diskRaw);
     this.requireIdle(task);
+    // thin or not, a grown disk is a promise the node's file system must be able to keep
+    if (this.quota && !(await this.quota.allows(dirname(disk.path), inc * GiB))) {
+      throw StorageErrors.mountDirNoSpace(shownPath(dirname(disk.path), this.host.imageDir, { taskId: task.task_id, dir: this.host.taskDir(task.task_id) }));
+    }
     const online = await this.online(task);
     let bytes = 0;
     const op = this.host.sideOp(task, 'disk_resize', async () => {

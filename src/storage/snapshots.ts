@@ -9,10 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { NodeErrors, StorageErrors } from '../protocol/errors.js';
+import { NodeErrors, StorageErrors, publicErrorText } from '../protocol/errors.js';
 import type { SnapshotRow, TaskRow, TransferRow } from '../store/tasks.js';
-import { freeBytes, isSnapshotName } from '../images/names.js';
-import { formatImageServer, type ImageServer } from '../images/servers.js';
+import { freeBytes, isSnapshotName, shownPath } from '../images/names.js';
+import { formatImageServer, parseImageServer, type ImageServer } from '../images/servers.js';
+import { statRemote } from '../images/rsync.js';
+import { processesMentioning } from '../util/proc.js';
 import { pct, type TransferManager } from '../images/transfers.js';
 import { formatBytes, localTimestamp, randomBase58 } from '../util/format.js';
 import { convertIncremental, imageFacts, rebaseUnsafe } from './qemu-extra.js';
@@ -49,8 +51,13 @@ export class SnapshotService {
     return join(this.host.taskDir(taskId), 'snapshots');
   }
 
-  /** after a node restart: a convert that was cut is dropped; an upload resumes with the transfers */
-  recover(): void {
+  /**
+   * After a node restart: a convert that was cut is dropped; an upload the transfers resumed goes on. An upload
+   * with no live transfer (the daemon died before its record was written, or after rsync ended) is settled against
+   * the centre: a file there of the snapshot's size means it completed (done); else the upload starts again from
+   * the local file; when neither works it fails definitely, with the reason.
+   */
+  async recover(): Promise<void> {
     for (const s of this.host.store.allSnapshots()) {
       if (s.status === 'creating') {
         rmSync(`${s.file}.part`, { force: true });
@@ -58,11 +65,66 @@ export class SnapshotService {
         this.host.store.removeSnapshot(s.task_id, s.name);
         this.host.log.warn({ task_id: s.task_id, snapshot: s.name }, 'snapshot create interrupted by a node restart; removed');
       } else if (s.status === 'uploading' && !this.transfers.isLive('upload', s.image_name)) {
-        this.host.store.updateSnapshot(s.task_id, s.name, { status: 'failed', error: 'upload interrupted by a node restart' });
-        if (s.operation_id) this.host.store.updateOperation(s.operation_id, { status: 'failed', error: 'upload interrupted by a node restart' });
+        await this.settleUpload(s);
       } else if (s.status === 'uploading' && s.operation_id) {
         this.host.store.updateOperation(s.operation_id, { status: 'running', error: '', stage: 'uploading (resumed after a node restart)' });
       }
+    }
+  }
+
+  private async settleUpload(s: SnapshotRow): Promise<void> {
+    const fail = (error: string) => {
+      this.host.store.updateSnapshot(s.task_id, s.name, { status: 'failed', error });
+      if (s.operation_id) this.host.store.updateOperation(s.operation_id, { status: 'failed', error });
+      this.host.log.warn({ task_id: s.task_id, snapshot: s.name, error }, 'snapshot upload not resumed');
+    };
+    let server: ImageServer;
+    try {
+      server = parseImageServer(s.image_server);
+    } catch {
+      fail('upload interrupted by a node restart: invalid image server record');
+      return;
+    }
+    // an rsync the killed daemon left behind may still be writing: it is ours to end before the centre is asked
+    for (const pid of processesMentioning('rsync', s.file)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
+    const size = existsSync(s.file) ? statSync(s.file).size : -1;
+    let remote;
+    try {
+      remote = await statRemote(server, s.image_name, { connectTimeoutS: 5, timeoutS: 15 });
+    } catch {
+      fail('upload interrupted by a node restart; the image centre did not answer');
+      return;
+    }
+    if (remote && (remote.size === size || (size < 0 && remote.size === s.size_bytes))) {
+      this.host.store.updateSnapshot(s.task_id, s.name, { status: 'none', error: '' });
+      if (s.operation_id) {
+        this.host.store.updateOperation(s.operation_id, { status: 'done', progress: 100, stage: `uploaded as ${s.image_name} (verified on the centre after a node restart)` });
+      }
+      this.host.log.info({ task_id: s.task_id, snapshot: s.name }, 'snapshot upload had completed before the restart');
+      return;
+    }
+    if (remote) {
+      fail('upload interrupted by a node restart; the centre holds a different file of that name');
+      return;
+    }
+    if (size < 0) {
+      fail('upload interrupted by a node restart; the snapshot file is gone');
+      return;
+    }
+    try {
+      await this.transfers.startUpload({
+        server, localPath: s.file, file: s.image_name, wallet: s.wallet, owner: snapshotOwner(s.task_id, s.name),
+        operationId: s.operation_id || undefined, refuseExisting: false,
+      });
+      if (s.operation_id) this.host.store.updateOperation(s.operation_id, { status: 'running', error: '', stage: 'uploading (restarted after a node restart)' });
+    } catch (err) {
+      fail(`upload interrupted by a node restart; restarting it failed: ${publicErrorText(err)}`);
     }
   }
 
@@ -85,7 +147,7 @@ export class SnapshotService {
     const e: Record<string, unknown> = {
       snapshot_name: s.name,
       description: s.description,
-      snapshot_file: s.file,
+      snapshot_file: shownPath(s.file, this.host.imageDir, { taskId: s.task_id, dir: this.host.taskDir(s.task_id) }),
       create_time: s.create_time,
       status: s.status,
       image_name: s.image_name,
@@ -118,7 +180,7 @@ export class SnapshotService {
     const dir = this.dir(task.task_id);
     mkdirSync(dir, { recursive: true });
     const free = freeBytes(dir);
-    if (free < facts.actualSize + SPACE_MARGIN) throw StorageErrors.noSpace(dir, facts.actualSize + SPACE_MARGIN, free);
+    if (free < facts.actualSize + SPACE_MARGIN) throw StorageErrors.noSpace('/data', facts.actualSize + SPACE_MARGIN, free);
 
     const imageName = snapshotImageName(name);
     const file = join(dir, imageName);
@@ -171,8 +233,7 @@ export class SnapshotService {
             server, localPath: file, file: imageName, wallet: task.wallet, owner: snapshotOwner(task.task_id, name), operationId: o.id,
           });
         } catch (err) {
-          const text = err instanceof Error ? err.message : String(err);
-          this.host.store.updateSnapshot(task.task_id, name, { status: 'failed', error: text });
+          this.host.store.updateSnapshot(task.task_id, name, { status: 'failed', error: publicErrorText(err) });
           throw err;
         }
         return { stage: 'uploading', finished: false };
@@ -230,8 +291,8 @@ export class SnapshotService {
     } else if (row.status === 'interrupted' && row.error === 'node shutdown') {
       // stays uploading: resumed at the next start
     } else if (row.status !== 'stopped') {
-      this.host.store.updateSnapshot(who.taskId, who.name, { status: 'failed', error: `upload ${row.status}: ${row.error}` });
-      if (opId) this.host.store.updateOperation(opId, { status: 'failed', stage: 'upload failed', error: row.error });
+      this.host.store.updateSnapshot(who.taskId, who.name, { status: 'failed', error: publicErrorText(`upload ${row.status}: ${row.error}`) });
+      if (opId) this.host.store.updateOperation(opId, { status: 'failed', stage: 'upload failed', error: publicErrorText(row.error) });
     }
   }
 }

@@ -2,9 +2,9 @@
 // operation (one at a time per task), drives the hypervisor and storage, and reconciles the database with the QEMU
 // processes at start and on a timer. It knows nothing of HTTP or wallets beyond the owner's account string.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LanErrors, NodeErrors } from '../protocol/errors.js';
+import { LanErrors, NodeErrors, publicErrorText } from '../protocol/errors.js';
 import type { NetworkRow } from '../store/networks.js';
 import type { DiskRow, OperationRow, TaskRow, TaskStore } from '../store/tasks.js';
 import type { Hypervisor, HostForward, VmSpec } from './types.js';
@@ -13,10 +13,12 @@ import { expandForwards, hostPorts, parseCustomPorts, type PortMapping } from '.
 import { isHostPortFree } from '../net/port-probe.js';
 import * as qemuImg from '../storage/qemu-img.js';
 import { writeNoCloudSeed } from '../storage/seed.js';
+import { imageFacts } from '../storage/qemu-extra.js';
 import type { SideOpResult, StorageHost } from '../storage/host.js';
 import { StorageService, type StorageOptions } from '../storage/service.js';
 import type { NetworkDriver } from '../net/driver.js';
 import { nicMac } from '../net/mac.js';
+import { shownPath } from '../images/names.js';
 import { generatePassword, localTimestamp, randomBase58 } from '../util/format.js';
 
 export type { Logger } from '../util/logger.js';
@@ -175,17 +177,8 @@ export class TaskEngine {
     const taskId = p.taskId ?? this.newTaskId();
     if (this.store.get(taskId)) throw NodeErrors.taskIdExists();
 
-    const basePath = join(this.config.imageDir, p.imageName);
-    if (!existsSync(basePath) || !statSync(basePath).isFile()) throw NodeErrors.imageNotExist(basePath);
-
-    let dataPath: string | undefined;
-    if (p.dataFileName !== undefined) {
-      dataPath = join(this.config.imageDir, p.dataFileName);
-      if (!existsSync(dataPath)) throw NodeErrors.dataFileNotExist(dataPath);
-      if (this.store.allDisks().some((d) => d.path === dataPath)) {
-        throw NodeErrors.invalidParam(`data_file_name is used by another task, path: ${dataPath}`);
-      }
-    }
+    this.baseImage(p.imageName);
+    const dataPath = p.dataFileName === undefined ? undefined : this.ownDataFile(owner.account, p.dataFileName);
 
     if (p.publicIp !== '') throw NodeErrors.invalidParam('public_ip is not supported on this node');
     const lan = this.net.checkCreate(owner.account, p);
@@ -193,6 +186,10 @@ export class TaskEngine {
 
     await this.checkPorts(taskId, { ssh: p.sshPort, rdp: p.rdpPort, vnc: p.vncPort, custom: p.customMappings });
 
+    // the data disk and the system overlay are promises the image directory's file system must be able to keep
+    if (p.diskGb > 0 && dataPath === undefined && !(await this.storage.quota.allows(this.config.imageDir, p.diskGb * 1024 ** 3 + (await this.baseVirtualSize(p.imageName))))) {
+      throw NodeErrors.diskAllocate();
+    }
     if (p.gpuCount > owner.rentedGpus) throw NodeErrors.gpuExceedsLease();
     const gpus = await this.allocateGpus(p.gpuCount);
     if (p.cpuCores > this.config.hostCores) throw NodeErrors.cpuAllocate();
@@ -289,6 +286,44 @@ export class TaskEngine {
         return 'running';
       },
     };
+  }
+
+  /**
+   * A base image VMs may be built on: a listed image of the image directory (the original's list skips names with
+   * `data`), never a file some task uses as a disk. Base images are only ever opened read-only (as a backing file).
+   */
+  private baseImage(name: string): string {
+    const path = join(this.config.imageDir, name);
+    const listed = !name.includes('data') && !name.startsWith('.');
+    if (!listed || !isFileAt(path) || this.store.allDisks().some((d) => d.path === path)) {
+      throw NodeErrors.imageNotExist(`/data/${name}`);
+    }
+    return path;
+  }
+
+  private async baseVirtualSize(name: string): Promise<number> {
+    try {
+      return (await imageFacts(join(this.config.imageDir, name))).virtualSize;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * A data disk the caller may attach read-write as vdb: a `data` file of the image directory that the caller
+   * downloaded there (images/download) and no other task uses. Anything else, including another renter's disk and
+   * the operator's base images, gets the same `not exist` text, so a guessed name confirms nothing.
+   */
+  private ownDataFile(account: string, name: string): string {
+    const path = join(this.config.imageDir, name);
+    const notExist = NodeErrors.dataFileNotExist(`/data/${name}`);
+    if (!name.includes('data') || !isPlainFile(path)) throw notExist;
+    const users = this.store.allDisks().filter((d) => d.path === path);
+    const download = this.store.transfersOf('download', name).find((t) => t.local_path === path && t.status === 'done');
+    const owner = users.length > 0 ? this.store.get(users[0]!.task_id)?.wallet : download?.wallet;
+    if (owner !== account) throw notExist;
+    if (users.length > 0) throw NodeErrors.invalidParam(`data_file_name is used by another task: ${users[0]!.task_id}`);
+    return path;
   }
 
   // --- power actions ----------------------------------------------------------------------------------
@@ -556,6 +591,11 @@ export class TaskEngine {
     return fwd;
   }
 
+  /** a task disk's path as a renter sees it (`/data/...`, never the node's data directory) */
+  shownDiskPath(taskId: string, path: string): string {
+    return shownPath(path, this.config.imageDir, { taskId, dir: this.taskDir(taskId) });
+  }
+
   runDir(taskId: string): string {
     return join(this.taskDir(taskId), 'run');
   }
@@ -618,11 +658,11 @@ export class TaskEngine {
         this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: typeof result === 'string' ? final : result.stage });
         this.log.info({ task_id: id, op: plan.kind, status: final }, 'operation done');
       } catch (err) {
-        const text = err instanceof Error ? err.message : String(err);
-        this.log.warn({ task_id: id, op: plan.kind, err: text }, 'operation failed');
+        this.log.warn({ task_id: id, op: plan.kind, operation_id: op.id, err: err instanceof Error ? err.message : String(err) }, 'operation failed');
+        const text = publicErrorText(err);
         await this.syncNetwork();
-        if (this.store.get(id)) this.store.update(id, { status: plan.errorStatus, last_error: text.slice(0, 2000) });
-        this.store.updateOperation(op.id, { status: 'failed', error: text.slice(0, 2000) });
+        if (this.store.get(id)) this.store.update(id, { status: plan.errorStatus, last_error: text });
+        this.store.updateOperation(op.id, { status: 'failed', error: text });
       }
     })();
     const tracked = run.finally(() => {
@@ -911,9 +951,8 @@ export class TaskEngine {
         else this.store.updateOperation(op.id, { status: 'done', progress: 100, stage: r.stage });
         this.log.info({ task_id: id, op: kind, stage: r.stage }, 'storage operation');
       } catch (err) {
-        const text = err instanceof Error ? err.message : String(err);
-        this.log.warn({ task_id: id, op: kind, err: text }, 'storage operation failed');
-        this.store.updateOperation(op.id, { status: 'failed', error: text.slice(0, 2000) });
+        this.log.warn({ task_id: id, op: kind, operation_id: op.id, err: err instanceof Error ? err.message : String(err) }, 'storage operation failed');
+        this.store.updateOperation(op.id, { status: 'failed', error: publicErrorText(err) });
         throw err;
       }
     })();
@@ -931,4 +970,17 @@ export class TaskEngine {
     const f = this.serialLog(taskId);
     return existsSync(f) ? readFileSync(f, 'utf8') : '';
   }
+}
+
+/** a regular file (a base image may be the operator's symlink; a renter's data file may not) */
+function isFileAt(path: string, followLinks = true): boolean {
+  try {
+    return (followLinks ? statSync(path) : lstatSync(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isPlainFile(path: string): boolean {
+  return isFileAt(path, false);
 }

@@ -14,6 +14,8 @@ export interface QemuHypervisorOptions {
   logger?: QemuLogger;
   qemuBinary?: string;
   accel?: 'kvm' | 'tcg' | 'auto';
+  /** guest guard (net/guest-guard.ts): QEMU drops to this uid:gid (-runas) right before the guest starts */
+  runAs?: { uid: number; gid: number } | null;
 }
 
 interface ExitStatus {
@@ -112,6 +114,7 @@ function newRun(taskId: string, runDir: string, pid: number, child: ChildProcess
 
 export class QemuHypervisor implements Hypervisor {
   readonly accel: 'kvm' | 'tcg';
+  readonly runAs: { uid: number; gid: number } | null;
   private readonly log: QemuLogger;
   private readonly qemuBinary: string;
   private readonly vms = new Map<string, VmRun>();
@@ -122,6 +125,7 @@ export class QemuHypervisor implements Hypervisor {
     this.qemuBinary = opts.qemuBinary ?? 'qemu-system-x86_64';
     const accel = opts.accel ?? 'auto';
     this.accel = accel === 'auto' ? (kvmUsable() ? 'kvm' : 'tcg') : accel;
+    this.runAs = opts.runAs ?? null;
   }
 
   async start(spec: VmSpec): Promise<{ pid: number }> {
@@ -143,6 +147,8 @@ export class QemuHypervisor implements Hypervisor {
       if (!existsSync(ovmfVars)) copyFileSync(ovmf.vars, ovmfVars);
     }
     const args = buildQemuArgs(spec, { accel: this.accel, ovmfCode, ovmfVars });
+    // files and sockets given on the command line are opened as root first; the guest's sockets belong to runAs
+    if (this.runAs) args.push('-runas', `${Math.trunc(this.runAs.uid)}:${Math.trunc(this.runAs.gid)}`);
 
     for (const f of ['qmp', 'serial', 'qga', 'pid'] as const) rmSync(runFile(spec.runDir, f), { force: true });
     const stderrPath = runFile(spec.runDir, 'stderr');

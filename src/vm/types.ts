@@ -63,6 +63,8 @@ export interface VmExit {
 export interface Hypervisor {
   /** accel in use: 'kvm' when /dev/kvm is usable, else 'tcg' */
   readonly accel: 'kvm' | 'tcg';
+  /** the uid:gid QEMU runs as after start (guest guard); files it opens later must be accessible to it */
+  readonly runAs?: { uid: number; gid: number } | null;
   /** spawn QEMU for spec, wait until QMP answers, set the VNC password, leave the guest running */
   start(spec: VmSpec): Promise<{ pid: number }>;
   /** reconnect to a VM started by an earlier daemon; false when it is not running */

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
@@ -11,6 +11,11 @@ import { cliPath, freeTcpPort, post, postLarge, sessionBody, signedBody, startDe
 import { freeVncPort, waitStatus } from '../helpers/tasks.js';
 
 const newSeed = () => `0x${randomBytes(32).toString('hex')}`;
+
+/** the module directory of dbc up's own image centre */
+function centreDirOf(d: Devnet): string {
+  return join(d.dataDir, 'image-server');
+}
 
 describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () => {
   let d: Devnet;
@@ -119,22 +124,109 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.deepEqual(r.body, { errcode: -3, message: 'allocate gpu failed: 1 requested, 0 available for passthrough on this host' });
   });
 
-  test('data_file_name reuses an existing data disk and keeps it when the VM is deleted', async () => {
-    const file = join(d.dataDir, 'images', 'mydata.qcow2');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '1G']);
-    const base = { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' };
-    const missing = await create(d.renter.seed, { ...base, data_file_name: 'nofile.qcow2' });
-    assert.deepEqual(missing.body, { errcode: -3, message: `data_file_name is not exist, path: ${join(d.dataDir, 'images', 'nofile.qcow2')}` });
-    const r = await create(d.renter.seed, { ...base, data_file_name: 'mydata.qcow2' });
+  test('data_file_name attaches only a data disk the renter brought; base images and other renters\' disks are out of reach', async () => {
+    const base = async () => ({ image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' });
+    // another renter of the machine (B's rental was revoked above)
+    const seedE = newSeed();
+    grant(identityFromSeed(seedE).address, '--days', '1');
+    const tasksBefore = (await post(d.api, 'tasks', signedBody(d.node_id, d.renter.seed))).body.message.length;
+    const notExist = (name: string) => ({ errcode: -3, message: `data_file_name is not exist, path: /data/${name}` });
+    // the operator's base image, and a second base placed by the operator: never attached writable
+    const imageDir = join(d.dataDir, 'images');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(imageDir, 'base2.qcow2'), '1G']);
+    for (const name of [d.image, 'base2.qcow2', 'nofile.qcow2']) {
+      assert.deepEqual((await create(d.renter.seed, { ...(await base()), data_file_name: name })).body, notExist(name), name);
+    }
+    // renter A's live data disk: renter B can neither attach it nor build a VM on it (that would read A's data)
+    const detailA = await post(d.api, `tasks/${taskA}`, signedBody(d.node_id, d.renter.seed));
+    const vdbA = detailA.body.message.disks.find((x: any) => x.name === 'vdb').source_file as string;
+    assert.match(vdbA, /^\/data\/data_[A-Za-z0-9]+_[A-Za-z0-9]+\.qcow2$/, 'disks are shown as /data/<name>, never the host path');
+    const diskA = vdbA.slice('/data/'.length);
+    assert.deepEqual((await create(seedE, { ...(await base()), data_file_name: diskA })).body, notExist(diskA), 'same text as a missing file');
+    assert.deepEqual((await create(seedE, { ...(await base()), image_name: diskA })).body, { errcode: -3, message: `'image_name' is not exist (path:/data/${diskA})` });
+    // A's own disk of a live VM is in use
+    const own = await create(d.renter.seed, { ...(await base()), data_file_name: diskA });
+    assert.deepEqual(own.body, { errcode: -3, message: `data_file_name is used by another task: ${taskA}` });
+    const tasksAfter = (await post(d.api, 'tasks', signedBody(d.node_id, d.renter.seed))).body.message.length;
+    assert.equal(tasksAfter, tasksBefore, 'nothing was created');
+
+    // a data disk the renter downloads to the node is theirs: attached as vdb, kept when the VM goes
+    const centre = d.image_servers![0]!;
+    const centreDir = centreDirOf(d);
+    const mine = `data_mine_${Date.now()}.qcow2`;
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(centreDir, mine), '1G']);
+    const dl = await post(d.api, 'images/download', signedBody(d.node_id, d.renter.seed, { image_server: centre.id, image_filename: mine, local_dir: '/data' }));
+    assert.equal(dl.body.errcode, 0, dl.text);
+    await waitFor('download', async () => (await post(d.api, 'images/downloadprogress', signedBody(d.node_id, d.renter.seed, { image_filename: mine }))).body.message?.status === 'done', 60_000);
+    assert.deepEqual((await create(seedE, { ...(await base()), data_file_name: mine })).body, notExist(mine), 'not B\'s');
+    const r = await create(d.renter.seed, { ...(await base()), data_file_name: mine });
     assert.equal(r.body.errcode, 0, r.text);
     const id = r.body.message.task_id;
     const detail = await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed));
-    assert.ok(detail.body.message.disks.some((x: any) => x.name === 'vdb' && x.source_file === file));
+    assert.ok(detail.body.message.disks.some((x: any) => x.name === 'vdb' && x.source_file === `/data/${mine}`), JSON.stringify(detail.body.message.disks));
     await waitStatus(d, id, 'running', 120_000);
     const del = await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed));
     assert.equal(del.body.errcode, 0, del.text);
     await waitFor('deleted', async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist', 60_000);
-    assert.ok(existsSync(file), 'a reused data disk is not deleted with the VM');
+    assert.ok(existsSync(join(imageDir, mine)), 'a reused data disk is not deleted with the VM');
+  });
+
+  test('no reply carries the node\'s data directory', async () => {
+    const replies = [
+      await post(d.api, 'mining_nodes', { peer_nodes_list: [d.node_id], additional: {} }),
+      await post(d.api, `tasks/${taskA}`, signedBody(d.node_id, d.renter.seed)),
+      await post(d.api, `disk/list/${taskA}`, signedBody(d.node_id, d.renter.seed)),
+      await post(d.api, 'tasks', signedBody(d.node_id, d.renter.seed)),
+    ];
+    const info = replies[0]!.body.message;
+    assert.deepEqual(info.disk_data.map((x: any) => x.path), ['/data']);
+    for (const r of replies) {
+      assert.equal(r.body.errcode, 0, r.text);
+      assert.ok(!r.text.includes(d.dataDir), r.text);
+    }
+    for (const disk of replies[2]!.body.message) assert.match(disk.file, /^\/data\//);
+  });
+
+  test('disk quota: no disk grows or appears beyond what the file system can hold', async () => {
+    const noSpace = { errcode: -3, message: 'mount directory:/data have no enough space' };
+    const big = await create(d.renter.seed, { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '60000' });
+    assert.deepEqual(big.body, { errcode: -3, message: 'allocate disk failed' });
+    const q = await create(d.renter.seed, { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' });
+    assert.equal(q.body.errcode, 0, q.text);
+    const id = q.body.message.task_id as string;
+    await waitStatus(d, id, 'running', 120_000);
+    assert.equal((await post(d.api, `tasks/poweroff/${id}`, signedBody(d.node_id, d.renter.seed))).body.errcode, 0);
+    await waitStatus(d, id, 'closed', 60_000);
+    // a thin grow far beyond the disk is refused, however often it is asked
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual((await post(d.api, `disk/resize/${id}`, signedBody(d.node_id, d.renter.seed, { disk: 'vdb', size: 40000 }))).body, noSpace);
+    }
+    // disks that each fit the free space are refused once their sum would pass the capacity
+    const fs = statfsSync(join(d.dataDir, 'images'));
+    const capacityGb = (Number(fs.blocks) * Number(fs.bsize)) / 1024 ** 3;
+    const eachGb = Math.max(1, Math.floor((Number(fs.bavail) * Number(fs.bsize)) / 1024 ** 3) - 2);
+    let added = 0;
+    for (let i = 0; i < 24; i++) {
+      const r = await post(d.api, `disk/add/${id}`, signedBody(d.node_id, d.renter.seed, { size: eachGb }));
+      if (r.body.errcode !== 0) {
+        assert.deepEqual(r.body, noSpace);
+        break;
+      }
+      added++;
+    }
+    assert.ok(added * eachGb <= capacityGb, `${added} disks of ${eachGb}G promised on a ${capacityGb.toFixed(0)}G file system`);
+    assert.ok(added < 24, 'the quota stopped the adds');
+    const disks = (await post(d.api, `disk/list/${id}`, signedBody(d.node_id, d.renter.seed))).body.message;
+    assert.equal(disks.find((x: any) => x.name === 'vdb').size, '1G', 'the disk did not grow');
+    // a grow that fits is allowed again once the promises are gone
+    for (const disk of disks) {
+      if (disk.name === 'vda' || disk.name === 'vdb') continue;
+      assert.equal((await post(d.api, `disk/delete/${id}`, signedBody(d.node_id, d.renter.seed, { disk: disk.name }))).body.errcode, 0);
+    }
+    const ok = await post(d.api, `disk/resize/${id}`, signedBody(d.node_id, d.renter.seed, { disk: 'vdb', size: 1 }));
+    assert.equal(ok.body.errcode, 0, ok.text);
+    assert.equal((await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed))).body.errcode, 0);
+    await waitFor('deleted', async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist', 60_000);
   });
 
   test('windows VMs forward rdp_port to 3389 and log in as Administrator; pxe VMs boot from the network', async () => {
@@ -194,8 +286,8 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
       [{ ...base, image_name: '' }, 'image_name is empty'],
       [{ ...base, image_name: 'undefined' }, 'image_name is empty'],
       [{ ...base, image_name: 'nope.img' }, "'image_name' extension name is invalid"],
-      [{ ...base, image_name: 'missing.qcow2' }, `'image_name' is not exist (path:${d.dataDir}/images/missing.qcow2)`],
-      [{ ...base, image_name: '../../etc/x.qcow2' }, "'image_name' is not exist (path:../../etc/x.qcow2)"],
+      [{ ...base, image_name: 'missing.qcow2' }, "'image_name' is not exist (path:/data/missing.qcow2)"],
+      [{ ...base, image_name: '../../etc/x.qcow2' }, "'image_name' is not exist (path:/data/../../etc/x.qcow2)"],
       [{ ...base, vnc_port: '5000' }, 'vnc_port is invalid (usage: [5900, 65535])'],
       [{ ...base, vnc_port: '' }, 'vnc_port is empty'],
       [{ ...base, ssh_port: '22a' }, 'ssh_port is not digit'],

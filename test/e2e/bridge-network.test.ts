@@ -9,7 +9,7 @@
 //    meanwhile are gone) and the VM is still reachable.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -164,6 +164,33 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     // VNC answers on the host address
     const detail = (await post(A.api, `tasks/${a1.id}`, bodyA())).body.message;
     assert.equal((await vncHandshake(IP.a, Number(detail.vnc_port))).version, 'RFB 003.008');
+  });
+
+  test('a VM reaches none of the host\'s services (API, listeners on 127.0.0.1 and 0.0.0.0); the internet it does', async () => {
+    const a1 = vm.a1!;
+    const base = 40000 + Math.floor(Math.random() * 5000);
+    const greet = (ns: string, host: string, port: number, text: string) =>
+      spawn('ip', ['netns', 'exec', ns, process.execPath, '-e',
+        `require('net').createServer((s)=>{s.on('error',()=>{});s.end(${JSON.stringify(text + '\n')})}).listen(${port},${JSON.stringify(host)},()=>console.log('up'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const servers = [greet(NS.a, '127.0.0.1', base, 'SECRET_LOOPBACK'), greet(NS.a, '0.0.0.0', base + 1, 'SECRET_ANYADDR'), greet(NS.inet, '0.0.0.0', base + 2, 'HELLO_INTERNET')];
+    try {
+      for (const s of servers) await new Promise((r) => s.stdout!.once('data', r));
+      const api = Number(new URL(A.api).port);
+      const probe = (name: string, host: string, port: number, send = '') =>
+        `echo "${name}=$(printf '${send}' | timeout 8 nc -w 4 ${host} ${port} 2>/dev/null | head -c 40 | tr -d '\\r\\n')";`;
+      const cmd = [
+        probe('API', IP.a, api, 'GET / HTTP/1.0\\r\\n\\r\\n'), probe('APIGW', '10.200.0.1', api, 'GET / HTTP/1.0\\r\\n\\r\\n'),
+        probe('LOOP', '10.200.0.1', base), probe('ANYGW', '10.200.0.1', base + 1), probe('ANY', IP.a, base + 1),
+        probe('INET', IP.inet, base + 2), 'echo DONE',
+      ].join(' ');
+      const x = fromInternet({ op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password, cmd, timeoutMs: 90_000 });
+      assert.ok(x.ok, JSON.stringify(x));
+      assert.match(x.out!, /INET=HELLO_INTERNET/, x.out);
+      assert.doesNotMatch(x.out!, /HTTP|SECRET/, x.out);
+    } finally {
+      for (const s of servers) s.kill('SIGKILL');
+    }
   });
 
   test('the VMs of one LAN ping each other across hosts over VXLAN; another LAN cannot reach them', async () => {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import {
   freeTcpPort, post, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet,
 } from '../helpers/devnet.js';
-import { freeVncPort, waitOperation, waitStatus } from '../helpers/tasks.js';
+import { freeVncPort, hostPathOf, waitOperation, waitStatus } from '../helpers/tasks.js';
 import { freeBytes } from '../../src/images/names.js';
 
 function sha256(path: string): string {
@@ -99,7 +99,8 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     const list = await post(a.api, `disk/list/${vm1}`, signedA());
     const vdc = list.body.message.find((d: any) => d.name === 'vdc');
     assert.equal(vdc?.size, '1G', list.text);
-    assert.ok(existsSync(vdc.file));
+    assert.match(vdc.file, /^\/data\/data_/, 'shown under /data');
+    assert.ok(existsSync(hostPathOf(a, vdc.file)));
 
     // the hot-added disk carries its name as serial; the guest names block devices in probe order
     const findDev = 'for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = vdc ] && echo ${d##*/}; done';
@@ -123,7 +124,7 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     await waitStatus(a, vm1, 'closed', 60_000);
     const del = await post(a.api, `disk/delete/${vm1}`, signedA({ disk: 'vdc' }));
     assert.equal(del.body.errcode, 0, del.text);
-    assert.ok(!existsSync(vdc.file), 'the disk file is gone');
+    assert.ok(!existsSync(hostPathOf(a, vdc.file)), 'the disk file is gone');
     const after = await post(a.api, `disk/list/${vm1}`, signedA());
     assert.deepEqual(after.body.message.map((d: any) => d.name), ['vda', 'vdb']);
     assert.deepEqual((await post(a.api, `disk/delete/${vm1}`, signedA({ disk: 'vda' }))).body.message, "can not allowed to delete disk:'vda'");

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import {
   freeTcpPort, post, signedBody, sshExec, startDevnet, vncHandshake, waitFor, type Devnet,
 } from '../helpers/devnet.js';
-import { freeVncPort, taskStatus, waitStatus, waitOperation } from '../helpers/tasks.js';
+import { freeVncPort, hostPathOf, taskStatus, waitStatus, waitOperation } from '../helpers/tasks.js';
 
 describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
   let net0: Devnet;
@@ -166,7 +166,7 @@ describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
     const vmDir = join(net0.dataDir, 'vms', taskId);
     assert.ok(existsSync(join(vmDir, 'vda.qcow2')));
     const disks = (await post(net0.api, `tasks/${taskId}`, signed())).body.message.disks as Array<{ source_file: string }>;
-    const dataDisk = disks.find((d) => d.source_file.includes('data_'))!.source_file;
+    const dataDisk = hostPathOf(net0, disks.find((d) => d.source_file.includes('data_'))!.source_file);
     assert.ok(existsSync(dataDisk));
 
     const del = await post(net0.api, `tasks/delete/${taskId}`, signed());

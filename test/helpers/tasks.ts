@@ -1,5 +1,6 @@
 // Polling helpers on top of the DBC API for tests.
 import net from 'node:net';
+import { join } from 'node:path';
 import { post, signedBody, waitFor, type Devnet } from './devnet.js';
 
 /** a free TCP port in the VNC range (5900..65535) */
@@ -46,4 +47,11 @@ export async function waitOperation(d: Devnet, operationId: string, timeoutMs: n
     const op = r.body.message;
     return op.status === 'done' || op.status === 'failed' ? op : undefined;
   }, timeoutMs, 500);
+}
+
+/** the host file behind a path as replies show it (`/data/<name>`, `/data/vm/<task_id>/<name>`) */
+export function hostPathOf(d: { dataDir: string }, shown: string): string {
+  if (shown.startsWith('/data/vm/')) return join(d.dataDir, 'vms', shown.slice('/data/vm/'.length));
+  if (shown.startsWith('/data/')) return join(d.dataDir, 'images', shown.slice('/data/'.length));
+  throw new Error(`not a /data path: ${shown}`);
 }

@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync }
 import os from 'node:os';
 import { join } from 'node:path';
 import { startRsyncDaemon, type RsyncDaemon } from '../../src/images/daemon.js';
+import { ImageServerSecrets } from '../../src/images/secrets.js';
 import { NodeImageService } from '../../src/images/node-images.js';
 import { STAGING_DIR, TransferManager } from '../../src/images/transfers.js';
 import { openDb, type Db } from '../../src/store/db.js';
@@ -32,6 +33,9 @@ interface FakeNode {
   snaps: SnapshotService;
 }
 
+/** the centre's upload credentials (set once it runs) */
+const secrets = new ImageServerSecrets();
+
 function node(root: string, name: string): FakeNode {
   const dir = join(root, name);
   const imageDir = join(dir, 'images');
@@ -39,7 +43,7 @@ function node(root: string, name: string): FakeNode {
   const db = openDb(join(dir, 'node.db'));
   const store = new TaskStore(db);
   const host = fakeHost(store, new FakeHv(), imageDir, join(dir, 'vms'));
-  const transfers = new TransferManager({ repo: store, log: quiet });
+  const transfers = new TransferManager({ repo: store, log: quiet, secrets });
   return { dir, imageDir, db, store, transfers, images: new NodeImageService(host, transfers), snaps: new SnapshotService(host, transfers) };
 }
 
@@ -70,6 +74,7 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
   before(async () => {
     root = mkdtempSync(join(os.tmpdir(), 'dbc-snapx-'));
     daemon = await startRsyncDaemon({ dir: join(root, 'centre') });
+    secrets.set(daemon.server, daemon.upload);
     a = node(root, 'a');
     b = node(root, 'b');
     // the same base image on both nodes (as dbc-test.qcow2 is), with recognisable data
@@ -182,10 +187,12 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
     await assert.rejects(b.images.upload('w1', undefined, 'base.qcow2'), /no image_server/);
     const row = await b.images.upload('w1', daemon.server, '/data/base.qcow2');
     assert.equal((await b.transfers.settled(row.id))?.status, 'done');
-    assert.deepEqual(b.images.uploadProgress('base.qcow2'), { status: 'done', progress: '100%', bytes: row.total_bytes, total_bytes: row.total_bytes });
+    assert.deepEqual(b.images.uploadProgress('w1', 'base.qcow2'), { status: 'done', progress: '100%', bytes: row.total_bytes, total_bytes: row.total_bytes });
     execFileSync('cmp', [join(daemon.path, 'base.qcow2'), join(b.imageDir, 'base.qcow2')]);
     await assert.rejects(b.images.upload('w1', daemon.server, 'abs-base.qcow2'), /already exist/, 'the centre has it: never overwritten');
-    assert.deepEqual(b.images.downloadProgress('abs-base.qcow2').status, 'done');
-    assert.throws(() => b.images.uploadProgress('never.qcow2'), /is not in uploading/);
+    assert.deepEqual(b.images.downloadProgress('w1', 'abs-base.qcow2').status, 'done');
+    assert.throws(() => b.images.uploadProgress('w1', 'never.qcow2'), /is not in uploading/);
+    // another wallet sees no such upload (issue 10, finding 5)
+    assert.throws(() => b.images.uploadProgress('w2', 'base.qcow2'), /is not in uploading/);
   });
 });

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { ImageServerSecrets } from '../../src/images/secrets.js';
 import { randomUUID } from 'node:crypto';
 import { freeBytes } from '../../src/images/names.js';
 import { rsyncUrl } from '../../src/images/servers.js';
@@ -52,11 +53,15 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   let dir: string;
   let daemon: RsyncDaemon;
   let local: string;
+  /** the upload credentials of the centre (what dbc up holds from the daemon it started) */
+  let secrets: ImageServerSecrets;
   const SIZE = 32 * MiB;
 
   before(async () => {
     dir = mkdtempSync(join(os.tmpdir(), 'dbc-rsync-'));
     daemon = await startRsyncDaemon({ dir: join(dir, 'centre') });
+    secrets = new ImageServerSecrets();
+    secrets.set(daemon.server, daemon.upload);
     local = join(dir, 'local');
     mkdirSync(local);
     randomFile(join(daemon.path, 'big.qcow2'), SIZE);
@@ -187,7 +192,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   test('upload: progress, stop, resume from the centre partial dir, checksum equal; never a partial under the final name', async () => {
     const src = join(local, 'up.qcow2');
     randomFile(src, SIZE);
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100, secrets });
     const row = await tm.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' });
     await assert.rejects(tm.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' }), /image:up.qcow2 in uploading/);
     await until('upload progress', () => tm.get(row.id)!.done_bytes >= 8 * MiB, 30_000);
@@ -196,7 +201,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     assert.equal(stopped.status, 'stopped');
     assert.ok(existsSync(join(daemon.path, '.dbc-partial', 'up.qcow2')), 'partial kept in the hidden partial dir');
     assert.equal((await listImages(daemon.server)).some((f) => f.name === 'up.qcow2'), false);
-    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, secrets });
     const again = await tm2.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' });
     const done = await tm2.settled(again.id);
     assert.equal(done?.status, 'done', done?.error);
@@ -250,8 +255,74 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
 
   test('an unknown module or a closed port fails clearly', async () => {
     const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, connectTimeoutS: 3 });
-    await assert.rejects(tm.startDownload({ server: { ...daemon.server, module: 'nomodule' }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed: .*nomodule|unknown module/);
-    await assert.rejects(tm.startDownload({ server: { ...daemon.server, port: 1 }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed/);
+    await assert.rejects(tm.startDownload({ server: { ...daemon.server, module: 'nomodule' }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed: the image server refused the transfer$/);
+    await assert.rejects(tm.startDownload({ server: { ...daemon.server, port: 1 }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed: the image server is unreachable$/);
+  });
+
+  // issue 10, finding 2: the centre was an anonymous, writable module
+  test('the centre: anonymous uploads refused (file unchanged), anonymous list and download work, authenticated uploads work', async () => {
+    const seed = join(daemon.path, 'seed.qcow2');
+    randomFile(seed, MiB);
+    const before = sha256(seed);
+    const junk = join(local, 'junk.qcow2');
+    randomFile(junk, MiB);
+    const url = (module: string, file: string) => `rsync://${daemon.server.host}:${daemon.server.port}/${module}/${file}`;
+    const env = { ...process.env, RSYNC_PASSWORD: undefined };
+    // the attack of the issue: overwrite in place, anonymously
+    const inplace = spawnSync('rsync', ['--inplace', junk, url(daemon.server.module, 'seed.qcow2')], { encoding: 'utf8', env });
+    assert.notEqual(inplace.status, 0, 'anonymous write refused');
+    const fresh = spawnSync('rsync', [junk, url(daemon.server.module, 'new.qcow2')], { encoding: 'utf8', env });
+    assert.notEqual(fresh.status, 0, 'anonymous new file refused');
+    // the upload module needs the password
+    const anonUp = spawnSync('rsync', ['--inplace', junk, url(daemon.upload.uploadModule, 'seed.qcow2')], { encoding: 'utf8', env, input: '' });
+    assert.notEqual(anonUp.status, 0);
+    const wrong = spawnSync('rsync', [junk, `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/new.qcow2`], {
+      encoding: 'utf8', env: { ...env, RSYNC_PASSWORD: 'wrong' },
+    });
+    assert.notEqual(wrong.status, 0);
+    assert.match(wrong.stderr, /auth failed/);
+    // in place, even with the password: refused by the module
+    const authInplace = spawnSync('rsync', ['--inplace', `--password-file=${daemon.upload.passwordFile}`, junk,
+      `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/seed.qcow2`], { encoding: 'utf8', env });
+    assert.notEqual(authInplace.status, 0);
+    assert.equal(sha256(seed), before, 'the centre file is unchanged');
+    assert.equal(existsSync(join(daemon.path, 'new.qcow2')), false);
+    assert.equal(statSync(daemon.upload.passwordFile).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'centre', 'rsyncd.secrets')).mode & 0o777, 0o600);
+
+    // anonymous listing and download keep working
+    assert.ok((await listImages(daemon.server)).some((f) => f.name === 'seed.qcow2'));
+    const get = spawnSync('rsync', [url(daemon.server.module, 'seed.qcow2'), join(local, 'got.qcow2')], { encoding: 'utf8', env });
+    assert.equal(get.status, 0, get.stderr);
+    assert.equal(sha256(join(local, 'got.qcow2')), before);
+
+    // the TransferManager without credentials is refused with a short text (no rsync stderr)
+    const anon = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+    await assert.rejects(anon.startUpload({ server: daemon.server, localPath: junk, file: 'junk.qcow2', wallet: 'w' }), (err: Error) => {
+      assert.equal(err.message, 'upload to image_server failed: the image server refused the transfer');
+      return true;
+    });
+    // with them it uploads; the password is on no command line and in no record
+    const password = readFileSync(daemon.upload.passwordFile, 'utf8').trim();
+    const repo = new MemoryTransferRepo();
+    const tm = new TransferManager({ repo, log: quiet, secrets, bwlimitKiB: 256, progressIntervalMs: 50 });
+    const row = await tm.startUpload({ server: daemon.server, localPath: junk, file: 'junk.qcow2', wallet: 'a' });
+    const pid = await until('rsync pid', () => tm.get(row.id)!.pid || undefined);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    assert.ok(argv.includes('--password-file='), argv);
+    assert.equal(argv.includes(password), false, 'the password is not in the argv');
+    assert.equal((readFileSync(`/proc/${pid}/environ`, 'utf8')).includes(password), false, 'nor in the environment');
+    // issue 10, finding 5: another wallet cannot stop it (the same answer as for no transfer)
+    await assert.rejects(tm.stop('upload', 'junk.qcow2', 'b'), /image:junk.qcow2 is not in uploading/);
+    await assert.rejects(tm.stop('upload', 'none.qcow2', 'b'), /image:none.qcow2 is not in uploading/);
+    assert.equal(tm.latest('upload', 'junk.qcow2', 'b'), undefined);
+    assert.equal(tm.latest('upload', 'junk.qcow2', 'a')?.id, row.id);
+    const done = await tm.settled(row.id);
+    assert.equal(done?.status, 'done', done?.error);
+    assert.equal(JSON.stringify(done).includes(password), false);
+    assert.equal(sha256(join(daemon.path, 'junk.qcow2')), sha256(junk));
+    // --ignore-existing: never an overwrite, even authenticated
+    await assert.rejects(tm.startUpload({ server: daemon.server, localPath: seed, file: 'junk.qcow2', wallet: 'a' }), /already exist/);
   });
 });
 

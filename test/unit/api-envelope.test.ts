@@ -138,3 +138,12 @@ test('atoi behaves like C', () => {
   assert.equal(atoi(''), 0);
   assert.equal(atoi('99999999999999'), 2147483647);
 });
+
+test('additional nested deeper than 32 levels is refused before it reaches the node', () => {
+  const nest = (n: number) => '{"x":'.repeat(n) + '1' + '}'.repeat(n);
+  const doc = (additional: string) => `{"peer_nodes_list":[],"additional":${additional}}`;
+  assert.deepEqual(parseBody(doc(nest(32))).additional !== undefined, true);
+  for (const deep of [nest(33), nest(100_000), `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`]) {
+    assert.throws(() => parseBody(doc(deep)), (e: unknown) => e instanceof DbcError && e.message === 'additional is nested too deeply' && e.httpStatus === 400);
+  }
+});

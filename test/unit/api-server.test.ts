@@ -29,7 +29,7 @@ class RecordingTransport implements NodeTransport {
 async function withApi(
   transport: NodeTransport,
   fn: (app: FastifyInstance) => Promise<void>,
-  extra: { bodyLimit?: number; requestTimeoutMs?: number } = {},
+  extra: { bodyLimit?: number; requestTimeoutMs?: number; authBudget?: { limit?: number; windowMs?: number } } = {},
 ): Promise<void> {
   const app = await buildApi({ transport, logger: false, ...extra });
   try {
@@ -341,4 +341,76 @@ test('InProcessTransport behind the API: node errors arrive as HTTP 200', async 
     const other = await post(app, '/api/v1/tasks/T1', body({ peer_nodes_list: ['ee'.repeat(32)] }));
     assert.deepEqual([other.status, other.json], [400, { errcode: -32701, message: 'create node request failed' }]);
   });
+});
+
+test('any Content-Type is read as the body text, invalid media types and none included', async () => {
+  const t = new RecordingTransport();
+  await withApi(t, async (app) => {
+    const types = ['json', 'text', 'application/json, text/plain', 'application/json', 'text/plain; charset=utf-8', '', ';;;', 'a/b/c', '*/*', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', 'Ω/ü'.replace(/[^\x20-\x7e]/g, 'x')];
+    for (const ct of types) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/tasks', payload: body(), headers: { 'content-type': ct } });
+      assert.equal(res.statusCode, 200, `${JSON.stringify(ct)}: ${res.body}`);
+      assert.equal(JSON.parse(res.body).errcode, 0, ct);
+      // and the body is still parsed as JSON: a broken one is the envelope's json parse error, not 415
+      const bad = await app.inject({ method: 'POST', url: '/api/v1/tasks', payload: '{bad', headers: { 'content-type': ct } });
+      assert.equal(bad.statusCode, 400, ct);
+      assert.match(JSON.parse(bad.body).message, /^json parse error: /, ct);
+    }
+    const none = await app.inject({ method: 'POST', url: '/api/v1/tasks', payload: body() });
+    assert.equal(none.statusCode, 200);
+    assert.equal(t.calls.length, types.length + 1);
+    assert.equal(t.calls.at(-1)!.req.body.wallet, WALLET.wallet);
+  });
+});
+
+test('per-address failed-auth budget: refused after the limit without relaying, other addresses unaffected, window ends it', async () => {
+  const t = new RecordingTransport(async () => ({ errcode: -3, message: 'check authority failed: nonce check failed' }));
+  await withApi(
+    t,
+    async (app) => {
+      const from = (ip: string) => app.inject({ method: 'POST', url: '/api/v1/tasks', payload: body(), remoteAddress: ip });
+      for (let i = 0; i < 3; i++) assert.equal(JSON.parse((await from('10.0.0.1')).body).message, 'check authority failed: nonce check failed');
+      const blocked = await from('10.0.0.1');
+      assert.equal(blocked.statusCode, 429);
+      assert.deepEqual(JSON.parse(blocked.body), { errcode: -3, message: 'check authority failed: too many failed attempts from this address, try again later' });
+      assert.ok(Number(blocked.headers['retry-after']) >= 1);
+      assert.equal(t.calls.length, 3, 'nothing relayed once blocked');
+      // the version route is not a node route
+      assert.equal((await app.inject({ method: 'GET', url: '/api/v1', remoteAddress: '10.0.0.1' })).statusCode, 200);
+      // another address, and an IPv6 /64 counted as one
+      assert.equal((await from('10.0.0.2')).statusCode, 200);
+      for (let i = 0; i < 3; i++) await from(`2001:db8::${i + 1}`);
+      assert.equal((await from('2001:db8::99')).statusCode, 429);
+      assert.equal((await from('2001:db8:0:1::1')).statusCode, 200);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await from('10.0.0.1')).statusCode, 200, 'the window ended');
+    },
+    { authBudget: { limit: 3, windowMs: 1000 } },
+  );
+});
+
+test('failed-auth budget memory is bounded', async () => {
+  const { AuthBudget } = await import('../../src/api/auth-budget.js');
+  const b = new AuthBudget({ limit: 2, windowMs: 60_000, maxAddresses: 100 });
+  for (let i = 0; i < 10_000; i++) b.note(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'check authority failed: x');
+  assert.equal(b.size, 100);
+  b.note('10.9.9.9', 'task is running'); // not a failure
+  assert.equal(b.blockedFor('10.9.9.9'), 0);
+  const off = new AuthBudget({ limit: 0 });
+  for (let i = 0; i < 10; i++) off.note('1.2.3.4', 'check authority failed: x');
+  assert.equal(off.blockedFor('1.2.3.4'), 0);
+  assert.equal(off.size, 0);
+});
+
+test('HTTP limits reach the Node server', async () => {
+  const app = await buildApi({ transport: new RecordingTransport(), logger: false, http: { maxConnections: 77, headersTimeoutMs: 3000, requestTimeoutMs: 9000, keepAliveTimeoutMs: 1500, maxRequestsPerSocket: 12 } });
+  try {
+    assert.equal(app.server.maxConnections, 77);
+    assert.equal(app.server.headersTimeout, 3000);
+    assert.equal(app.server.requestTimeout, 9000);
+    assert.equal(app.server.keepAliveTimeout, 1500);
+    assert.equal(app.server.maxRequestsPerSocket, 12);
+  } finally {
+    await app.close();
+  }
 });

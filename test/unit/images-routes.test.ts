@@ -127,23 +127,57 @@ test('image_server IDs: resolved from the configuration and shipped whole; unkno
   });
 });
 
-test('empty peer_nodes_list: the client uploads from its own image directory', async () => {
+test('empty peer_nodes_list: the client uploads from its own image directory, for an authenticated caller only', async () => {
+  const dir = mkdtempSync(join(os.tmpdir(), 'dbc-client-'));
+  try {
+    writeFileSync(join(dir, 'mine.qcow2'), 'x');
+    writeFileSync(join(dir, 'data_abc123_T1.qcow2'), 'renter data');
+    writeFileSync(join(dir, 'disk_T2_vdb.qcow2'), 'renter disk');
+    const images = new ClientImages({
+      servers: [parseImageServer('ID_1,127.0.0.1,1,images')], localDir: dir,
+      // a stand-in for the node's Authenticator: session sA is renter A
+      authenticate: (b) => {
+        if (b.session_id === 'sA') return 'A';
+        throw new DbcError('TEST_AUTH', -3, 'wallet_sign and multisig_wallets all invalid', 400);
+      },
+      isTaskDisk: (f) => f === 'disk_T2_vdb.qcow2',
+    });
+    const A = { session_id: 'sA', session_id_sign: 'x' };
+    await withApi(images, async (app, t) => {
+      // no credential: refused before anything else
+      for (const route of ['upload', 'uploadprogress', 'upload_stop']) {
+        const r = await post(app, `/api/v1/images/${route}`, { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' } });
+        assert.equal(r.json.message, 'wallet_sign and multisig_wallets all invalid', route);
+      }
+      const notExist = (f: string) => ({ status: 400, json: { errcode: -25, message: `image_filename: /data/${f} not exist` } });
+      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'none.qcow2' }, ...A }), notExist('none.qcow2'));
+      // renters' disks: the same answer as a file that does not exist
+      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'data_abc123_T1.qcow2' }, ...A }), notExist('data_abc123_T1.qcow2'));
+      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'disk_T2_vdb.qcow2' }, ...A }), notExist('disk_T2_vdb.qcow2'));
+      assert.equal((await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: '../etc/passwd' }, ...A })).json.message, 'image_filename is invalid');
+      assert.deepEqual(await post(app, '/api/v1/images/uploadprogress', { peer_nodes_list: [], additional: { image_filename: 'mine.qcow2' }, ...A }),
+        { status: 200, json: { errcode: 0, message: { status: 'done', progress: '100%' } } });
+      // port 1 is closed: the upload is refused before anything starts, with a short text
+      const r = await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' }, ...A });
+      assert.equal(r.json.errcode, -3);
+      assert.equal(r.json.message, 'upload to image_server failed: the image server is unreachable');
+      assert.equal((await post(app, '/api/v1/images/download', { peer_nodes_list: [], additional: {} })).json.message, 'peer_nodeid is empty');
+      assert.equal(t.calls.length, 0);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a gateway without an authenticate function refuses local uploads', async () => {
   const dir = mkdtempSync(join(os.tmpdir(), 'dbc-client-'));
   try {
     writeFileSync(join(dir, 'mine.qcow2'), 'x');
     const images = new ClientImages({ servers: [parseImageServer('ID_1,127.0.0.1,1,images')], localDir: dir });
-    await withApi(images, async (app, t) => {
-      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'none.qcow2' } }),
-        { status: 400, json: { errcode: -25, message: 'image_filename: /data/none.qcow2 not exist' } });
-      assert.equal((await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: '../etc/passwd' } })).json.message, 'image_filename is invalid');
-      assert.deepEqual(await post(app, '/api/v1/images/uploadprogress', { peer_nodes_list: [], additional: { image_filename: 'mine.qcow2' } }),
-        { status: 200, json: { errcode: 0, message: { status: 'done', progress: '100%' } } });
-      // port 1 is closed: the upload is refused before anything starts
-      const r = await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' } });
-      assert.equal(r.json.errcode, -3);
-      assert.match(r.json.message, /^upload to image_server failed/);
-      assert.equal((await post(app, '/api/v1/images/download', { peer_nodes_list: [], additional: {} })).json.message, 'peer_nodeid is empty');
-      assert.equal(t.calls.length, 0);
+    await withApi(images, async (app) => {
+      const r = await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' }, ...WALLET });
+      assert.equal(r.status, 400);
+      assert.match(r.json.message, /needs a wallet signature or a session/);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -15,14 +15,20 @@ export function imageServerOf(req: NodeRequest): ImageServer | undefined {
 
 // open, as the original; a caller who also authenticates (session or signature) gets their snapshots listed too
 const list: Handler = async (ctx, req) => {
-  let account: string | undefined;
-  try {
-    account = ctx.auth.authenticate(req.body, { allowSession: true })?.account;
-  } catch {
-    account = undefined;
-  }
   imageServerOf(req);
-  return { message: ctx.engine.storage.images.list(account) };
+  const anonymous = ctx.engine.storage.images.list(undefined);
+  try {
+    // the nonce is consumed only when the signature shows something of the caller's own: anyone else's valid
+    // signature writes nothing (issue 10, finding 6); a replayed nonce is refused by verify() and lists anonymously
+    const pending = ctx.auth.verify(req.body, { allowSession: true });
+    if (!pending) return { message: anonymous };
+    const mine = ctx.engine.storage.images.list(pending.identity.account);
+    if (mine.length === anonymous.length) return { message: anonymous };
+    pending.commit();
+    return { message: mine };
+  } catch {
+    return { message: anonymous };
+  }
 };
 
 const download: Handler = async (ctx, req, caller) => {
@@ -31,12 +37,13 @@ const download: Handler = async (ctx, req, caller) => {
   return { message: 'ok', operationId: row.operation_id };
 };
 
-const downloadProgress: Handler = async (ctx, req) => ({
-  message: ctx.engine.storage.images.downloadProgress(req.body.additional.image_filename),
+// progress and stop: the caller's own transfers only (another wallet's answer as if there were none)
+const downloadProgress: Handler = async (ctx, req, caller) => ({
+  message: ctx.engine.storage.images.downloadProgress(callerAccount(caller), req.body.additional.image_filename),
 });
 
-const downloadStop: Handler = async (ctx, req) => {
-  await ctx.engine.storage.images.downloadStop(req.body.additional.image_filename);
+const downloadStop: Handler = async (ctx, req, caller) => {
+  await ctx.engine.storage.images.downloadStop(callerAccount(caller), req.body.additional.image_filename);
   return { message: 'ok' };
 };
 
@@ -45,12 +52,12 @@ const upload: Handler = async (ctx, req, caller) => {
   return { message: 'ok', operationId: row.operation_id };
 };
 
-const uploadProgress: Handler = async (ctx, req) => ({
-  message: ctx.engine.storage.images.uploadProgress(req.body.additional.image_filename),
+const uploadProgress: Handler = async (ctx, req, caller) => ({
+  message: ctx.engine.storage.images.uploadProgress(callerAccount(caller), req.body.additional.image_filename),
 });
 
-const uploadStop: Handler = async (ctx, req) => {
-  await ctx.engine.storage.images.uploadStop(req.body.additional.image_filename);
+const uploadStop: Handler = async (ctx, req, caller) => {
+  await ctx.engine.storage.images.uploadStop(callerAccount(caller), req.body.additional.image_filename);
   return { message: 'ok' };
 };
 

@@ -49,7 +49,7 @@ export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unkn
     image_name: task.image_name,
     bios_mode: task.bios_mode,
     custom_port: customPorts,
-    disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: d.path })),
+    disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: ctx.engine.shownDiskPath(task.task_id, d.path) })),
     interface: interfacesOf(ctx, task),
     // ours: structured login info and the latest operation
     login: {
