@@ -6,11 +6,11 @@
 // forwarded port, writes BYTES, half-closes and times until the guest's nc closes the connection. Prints JSON.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { freeTcpPort, post, qemuPidsUnder, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
 import { freeVncPort, waitStatus } from '../test/helpers/tasks.js';
 import { median, rounder } from './stats.js';
+import { checkGuestReceived, sendToGuest } from './guest-sink.js';
 
 const BYTES = Number(process.env.BENCH_FWD_MIB ?? 64) * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 3);
@@ -82,50 +82,10 @@ function cpuSeconds(pid: number): number {
 /** one transfer: MiB/s from connect to the guest's close and QEMU CPU ms per MiB; the guest must have every byte */
 async function transfer(vm: Vm): Promise<{ rate: number; cpuMsPerMib: number }> {
   const cpu0 = cpuSeconds(vm.qemuPid);
-  const rate = await send(vm);
+  const rate = await sendToGuest(vm, BYTES);
   const cpuMsPerMib = ((cpuSeconds(vm.qemuPid) - cpu0) * 1000) / (BYTES / 1024 / 1024);
-  const count = await waitFor('guest byte count', async () => {
-    const out = (await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'cat /tmp/fwd.count 2>/dev/null', 15_000)).trim();
-    return /^\d+$/.test(out) ? Number(out) : undefined;
-  }, 30_000, 500);
-  if (count !== BYTES) throw new Error(`the guest received ${count} bytes of ${BYTES}`);
+  await checkGuestReceived(vm, BYTES);
   return { rate, cpuMsPerMib };
-}
-
-async function send(vm: Vm): Promise<number> {
-  // pkill -x: an -f pattern would match this very shell's command line; `sleep |` keeps nc's stdin open (nc quits on stdin EOF)
-  await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'pkill -x nc; rm -f /tmp/fwd.count; (sleep 300 | nc -l -p 5001 | wc -c > /tmp/fwd.count 2>&1 &) ; sleep 0.3', 15_000);
-  const chunk = Buffer.alloc(256 * 1024, 0x5a);
-  return new Promise<number>((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const sock = net.connect(vm.data, vm.host);
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('transfer timeout'));
-    }, 180_000);
-    let sent = 0;
-    const pump = () => {
-      while (sent < BYTES) {
-        sent += chunk.length;
-        if (!sock.write(chunk)) return sock.once('drain', pump);
-      }
-      sock.end();
-    };
-    sock.on('connect', pump);
-    sock.on('data', () => undefined);
-    let failed = false;
-    sock.on('error', (e) => {
-      failed = true;
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      if (failed) return;
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      resolve(BYTES / 1024 / 1024 / s);
-    });
-  });
 }
 
 async function main(): Promise<void> {

@@ -4,10 +4,10 @@
 // SSH command through the forwarded port succeeds), then forwarded TCP throughput rounds alternate: the guest's
 // busybox `nc -l -p 5001 | wc -c` is (re)started over SSH, the bench writes BYTES to the hostfwd'ed port, half-closes
 // and times until the guest closes. Prints JSON. Needs root (the guard) or reports an error.
-import net from 'node:net';
 import { freeTcpPort, post, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
 import { freeVncPort, waitStatus } from '../test/helpers/tasks.js';
 import { median, rounder } from './stats.js';
+import { checkGuestReceived, sendToGuest } from './guest-sink.js';
 
 const BYTES = Number(process.env.BENCH_FWD_MIB ?? 64) * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 3);
@@ -36,39 +36,9 @@ async function bootVm(d: Devnet): Promise<{ vm: Vm; seconds: number }> {
 }
 
 async function send(vm: Vm): Promise<number> {
-  await sshExec('127.0.0.1', vm.ssh, 'dbc', vm.password, 'pkill -x nc; rm -f /tmp/fwd.count; (sleep 300 | nc -l -p 5001 | wc -c > /tmp/fwd.count 2>&1 &) ; sleep 0.3', 15_000);
-  const chunk = Buffer.alloc(256 * 1024, 0x5a);
-  const rate = await new Promise<number>((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const sock = net.connect(vm.data, '127.0.0.1');
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('transfer timeout'));
-    }, 180_000);
-    let sent = 0;
-    const pump = () => {
-      while (sent < BYTES) {
-        sent += chunk.length;
-        if (!sock.write(chunk)) return sock.once('drain', pump);
-      }
-      sock.end();
-    };
-    sock.on('connect', pump);
-    sock.on('data', () => undefined);
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on('close', (hadError) => {
-      clearTimeout(timer);
-      if (!hadError) resolve(BYTES / 1024 / 1024 / (Number(process.hrtime.bigint() - t0) / 1e9));
-    });
-  });
-  const count = await waitFor('guest byte count', async () => {
-    const out = (await sshExec('127.0.0.1', vm.ssh, 'dbc', vm.password, 'cat /tmp/fwd.count 2>/dev/null', 15_000)).trim();
-    return /^\d+$/.test(out) ? Number(out) : undefined;
-  }, 30_000, 500);
-  if (count !== BYTES) throw new Error(`the guest received ${count} bytes of ${BYTES}`);
+  const sink = { host: '127.0.0.1', ssh: vm.ssh, data: vm.data, password: vm.password };
+  const rate = await sendToGuest(sink, BYTES);
+  await checkGuestReceived(sink, BYTES);
   return rate;
 }
 
