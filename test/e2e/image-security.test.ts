@@ -3,29 +3,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
-import { cliPath, ensureTestImage, freeTcpPort, post, signedBody, startDevnet, waitFor, type Devnet, type Reply } from '../helpers/devnet.js';
+import { cliPath, ensureTestImage, freeTcpPort, killRsyncUnder, post, sha256, signedBody, startDevnet, waitFor, type Devnet, type Reply } from '../helpers/devnet.js';
 import { freeVncPort } from '../helpers/tasks.js';
-
-function sha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-/** kill rsync processes (daemon, transfers) whose command line mentions dir */
-function killRsyncUnder(dir: string): void {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.startsWith('rsync') && cmd.includes(dir)) process.kill(Number(entry), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
 
 describe('image centres and transfers are no way around tenant isolation', { timeout: 600_000 }, () => {
   let d: Devnet;

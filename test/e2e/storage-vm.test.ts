@@ -7,31 +7,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  freeTcpPort, post, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet,
+  freeTcpPort, killRsyncUnder, post, sha256, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet,
 } from '../helpers/devnet.js';
 import { freeVncPort, hostPathOf, waitOperation, waitStatus } from '../helpers/tasks.js';
 import { freeBytes } from '../../src/images/names.js';
-
-function sha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-/** kill rsync processes (daemons, transfers) whose command line mentions dir */
-function killRsyncUnder(dir: string): void {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.startsWith('rsync') && cmd.includes(dir)) process.kill(Number(entry), 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
 
 describe('storage: disks, snapshots, images with real VMs and image centres', { timeout: 900_000 }, () => {
   let a: Devnet;

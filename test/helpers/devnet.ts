@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'ssh2';
 import { signNonce } from '../../src/cli/sign.js';
+import { processesMentioning } from '../../src/util/proc.js';
+import { createHash } from 'node:crypto';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -317,4 +319,19 @@ export function vncHandshake(host: string, port: number): Promise<{ version: str
       reject(e);
     });
   });
+}
+
+export function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** kill rsync processes (daemons, transfers) whose command line mentions dir */
+export function killRsyncUnder(dir: string): void {
+  for (const pid of processesMentioning('rsync', dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
 }
