@@ -156,7 +156,8 @@ export class NodeImageService {
     const path = join(this.host.imageDir, file);
     if (!existsSync(path) || !statSync(path).isFile()) throw StorageErrors.fileNotExist(file);
     // the image dir also holds the renters' data disks: those never leave the node this way
-    if (this.diskPaths().has(path)) throw StorageErrors.inUse(file, 'a VM as its data disk');
+    // ... and the reply is that of a missing file, so a guessed name confirms nothing
+    if (this.diskPaths().has(path)) throw StorageErrors.fileNotExist(file);
     if (this.transfers.isLive('download', file)) throw StorageErrors.inDownloading(file);
     return this.transfers.startUpload({ server, localPath: path, file, wallet });
   }

@@ -183,7 +183,7 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
   test('upload from a node: only image files, never a task disk; progress answers after the fact', async () => {
     b.store.insert(fakeTask('C1234567890123456789AB'), [{ task_id: 'C1234567890123456789AB', name: 'vdb', path: join(b.imageDir, 'data_x.qcow2'), size_gb: 1, kind: 'data', owned: 1 }]);
     await createDisk(join(b.imageDir, 'data_x.qcow2'), 1);
-    await assert.rejects(b.images.upload('w1', daemon.server, 'data_x.qcow2'), /is in use by a VM as its data disk/);
+    await assert.rejects(b.images.upload('w1', daemon.server, 'data_x.qcow2'), /image file:data_x.qcow2 is not exist/, 'a task disk: the text of a missing file');
     await assert.rejects(b.images.upload('w1', undefined, 'base.qcow2'), /no image_server/);
     const row = await b.images.upload('w1', daemon.server, '/data/base.qcow2');
     assert.equal((await b.transfers.settled(row.id))?.status, 'done');
