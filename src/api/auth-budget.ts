@@ -1,9 +1,11 @@
 // Per-address budget for failed authentication at the gateway. Every reply whose message starts with
 // `check authority failed` (the node's, or ours) counts against the client address; once `limit` failures fall in
 // one window, the address gets `check authority failed: too many failed attempts from this address, try again
-// later` (HTTP 429, errcode -3) for node routes until the window ends, and nothing is relayed.
-// Memory is bounded: at most `maxAddresses` entries, the oldest dropped first; IPv6 addresses count per /64.
+// later` (HTTP 429, errcode -3) for node routes, and nothing is relayed. The same token bucket as the node's
+// per-wallet budget: `limit` failures in a burst, refilled over `windowMs`. Memory is bounded: at most `maxAddresses`
+// entries, the least recently failing dropped first; IPv6 addresses count per /64.
 import net from 'node:net';
+import { FailureBudget } from '../auth/budget.js';
 
 export interface AuthBudgetOptions {
   /** failures per window before an address is refused; 0 disables the budget */
@@ -14,11 +16,6 @@ export interface AuthBudgetOptions {
 }
 
 export const DEFAULT_AUTH_BUDGET: Required<AuthBudgetOptions> = { limit: 100, windowMs: 60_000, maxAddresses: 10_000 };
-
-interface Entry {
-  start: number;
-  failures: number;
-}
 
 /** the key an address counts under: IPv4 as is (also IPv4-mapped IPv6), IPv6 by its /64 */
 export function addressKey(ip: string | undefined): string {
@@ -45,51 +42,32 @@ function expandV6(ip: string): string[] | undefined {
 
 export const AUTH_FAILED_PREFIX = 'check authority failed';
 
+/** the node's per-wallet token bucket (auth/budget.ts), keyed by client address instead */
 export class AuthBudget {
-  private readonly entries = new Map<string, Entry>();
-  private readonly o: Required<AuthBudgetOptions>;
+  private readonly bucket: FailureBudget;
 
   constructor(o: Partial<AuthBudgetOptions> = {}, private readonly now: () => number = Date.now) {
-    this.o = { ...DEFAULT_AUTH_BUDGET, ...o };
+    const { limit, windowMs, maxAddresses } = { ...DEFAULT_AUTH_BUDGET, ...o };
+    this.bucket = new FailureBudget({ failures: limit, windowMs, maxTracked: maxAddresses });
   }
 
   get enabled(): boolean {
-    return this.o.limit > 0;
+    return this.bucket.enabled;
   }
 
   /** seconds until the address may try again, or 0 when it is within its budget */
   blockedFor(ip: string | undefined): number {
-    if (!this.enabled) return 0;
-    const e = this.entries.get(addressKey(ip));
-    if (!e) return 0;
-    const left = e.start + this.o.windowMs - this.now();
-    if (left <= 0) return 0;
-    return e.failures >= this.o.limit ? Math.ceil(left / 1000) : 0;
+    return this.bucket.blocked(addressKey(ip), this.now()) ? Math.max(1, Math.ceil(this.bucket.options.windowMs / this.bucket.options.failures / 1000)) : 0;
   }
 
   /** note a reply message; counts it when it is an authentication failure */
   note(ip: string | undefined, message: unknown): void {
-    if (!this.enabled || typeof message !== 'string' || !message.startsWith(AUTH_FAILED_PREFIX)) return;
-    const key = addressKey(ip);
-    const t = this.now();
-    let e = this.entries.get(key);
-    if (e && t - e.start >= this.o.windowMs) {
-      this.entries.delete(key);
-      e = undefined;
-    }
-    if (!e) {
-      while (this.entries.size >= this.o.maxAddresses) {
-        const oldest = this.entries.keys().next().value as string;
-        this.entries.delete(oldest);
-      }
-      e = { start: t, failures: 0 };
-      this.entries.set(key, e);
-    }
-    e.failures++;
+    if (typeof message !== 'string' || !message.startsWith(AUTH_FAILED_PREFIX)) return;
+    this.bucket.fail(addressKey(ip), this.now());
   }
 
   /** addresses tracked now (for tests) */
   get size(): number {
-    return this.entries.size;
+    return this.bucket.size;
   }
 }
