@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
 import { cryptoReady } from '../../src/auth/verify.js';
 import { cliPath, post, repoRoot, signedBody, sleep, startDevnet, vncHandshake, waitFor, type Devnet } from '../helpers/devnet.js';
+import { removeTopology } from '../helpers/netns-topology.js';
 import { freeVncPort, waitStatus } from '../helpers/tasks.js';
 
 const R = randomBytes(2).toString('hex');
@@ -51,24 +52,7 @@ function setupTopology(): void {
 }
 
 function teardownTopology(): void {
-  try {
-    sh(['ip', 'link', 'del', ROOT_IF]);
-  } catch {
-    // gone with the namespace
-  }
-  for (const ns of Object.values(NS)) {
-    // dnsmasq daemons live in the host namespaces; kill them before the namespace goes
-    try {
-      for (const pid of inNs(ns, ['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // none
-    }
-    try {
-      sh(['ip', 'netns', 'del', ns]);
-    } catch {
-      // not created
-    }
-  }
+  removeTopology(ROOT_IF, Object.values(NS));
 }
 
 /** one SSH command or UDP burst from the internet namespace */

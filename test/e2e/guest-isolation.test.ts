@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { post, signedBody, sshExec, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
+import { removeTopology } from '../helpers/netns-topology.js';
 import { freeVncPort, waitOperation, waitStatus } from '../helpers/tasks.js';
 import { GUARD_UID } from '../../src/net/guest-guard.js';
 import { cryptoReady } from '../../src/auth/verify.js';
@@ -46,23 +47,7 @@ function setup(): void {
 }
 
 function teardown(): void {
-  try {
-    sh(['ip', 'link', 'del', ROOT_IF]);
-  } catch {
-    // gone with the namespace
-  }
-  for (const ns of Object.values(NS)) {
-    try {
-      for (const pid of inNs(ns, ['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // none
-    }
-    try {
-      sh(['ip', 'netns', 'del', ns]);
-    } catch {
-      // not created
-    }
-  }
+  removeTopology(ROOT_IF, Object.values(NS));
 }
 
 /** a TCP server in a namespace that greets every connection with `banner` */
