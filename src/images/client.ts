@@ -99,7 +99,7 @@ export class ClientImages {
    */
   private uploadable(f: { name: string; path: string }): void {
     const listed = listLocalImages(this.localDir).some((i) => i.image_name === f.name);
-    if (!listed || f.name.includes('data') || this.isTaskDisk(f.name)) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
+    if (!listed || this.isTaskDisk(f.name)) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
   }
 
   private localFile(additional: Record<string, unknown>): { name: string; path: string } {

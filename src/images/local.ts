@@ -9,7 +9,12 @@ export interface LocalImage {
   bytes: number;
 }
 
-/** qcow2 files in dir, without data disks (the original skipped names containing `data`) */
+/** a name the image list shows: a qcow2 that is not a data disk (the original skipped names containing `data`) */
+export function isListedImageName(name: string): boolean {
+  return name.endsWith('.qcow2') && !name.includes('data') && !name.startsWith('.');
+}
+
+/** qcow2 files in dir, without data disks */
 export function listLocalImages(dir: string): LocalImage[] {
   let names: string[];
   try {
@@ -19,7 +24,7 @@ export function listLocalImages(dir: string): LocalImage[] {
   }
   const out: LocalImage[] = [];
   for (const name of names.sort()) {
-    if (!name.endsWith('.qcow2') || name.includes('data') || name.startsWith('.')) continue;
+    if (!isListedImageName(name)) continue;
     try {
       const st = statSync(join(dir, name));
       if (st.isFile()) out.push({ image_name: name, image_size: formatBytes(st.size), bytes: st.size });

@@ -19,6 +19,7 @@ import { StorageService, type StorageOptions } from '../storage/service.js';
 import type { NetworkDriver } from '../net/driver.js';
 import { nicMac } from '../net/mac.js';
 import { shownPath } from '../images/names.js';
+import { isListedImageName } from '../images/local.js';
 import { generatePassword, localTimestamp, randomBase58 } from '../util/format.js';
 
 export type { Logger } from '../util/logger.js';
@@ -294,8 +295,7 @@ export class TaskEngine {
    */
   private baseImage(name: string): string {
     const path = join(this.config.imageDir, name);
-    const listed = !name.includes('data') && !name.startsWith('.');
-    if (!listed || !isFileAt(path) || this.store.allDisks().some((d) => d.path === path)) {
+    if (!isListedImageName(name) || !isFileAt(path) || this.store.allDisks().some((d) => d.path === path)) {
       throw NodeErrors.imageNotExist(`/data/${name}`);
     }
     return path;
