@@ -67,9 +67,7 @@ export function defaultHttpLimits(): HttpLimits {
   return {
     requestTimeoutMs: 60_000,
     headersTimeoutMs: 10_000,
-    // pooled clients (rental websites' backends) reuse idle connections: a short keep-alive makes them race the
-    // server's close; idle connections are bounded by the cap and the idle timeout instead
-    keepAliveTimeoutMs: 65_000,
+    keepAliveTimeoutMs: 5_000,
     idleTimeoutMs: 120_000,
     maxRequestsPerSocket: 1_000,
     maxConnections: Math.max(64, Math.min(10_000, Math.floor(openFileLimit() / 2))),

@@ -10,7 +10,7 @@ export function addHttpOptions(cmd: Command): Command {
     .option('--http-max-connections <n>', 'open HTTP connections at most; more are closed at once (default: half the open-file limit, 64..10000)')
     .option('--http-headers-timeout <seconds>', 'request headers must arrive within this', '10')
     .option('--http-body-timeout <seconds>', 'the whole request (headers and body) must arrive within this', '60')
-    .option('--http-keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this', '65')
+    .option('--http-keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this', '5')
     .option('--http-idle-timeout <seconds>', 'a connection without any traffic is closed after this', '120')
     .option('--http-max-requests-per-socket <n>', 'requests one connection may carry (0: unlimited)', '1000')
     .option('--http-auth-fail-limit <n>', 'failed authentications (`check authority failed`) per address and window before the address is refused (0: no budget)', String(DEFAULT_AUTH_BUDGET.limit))
