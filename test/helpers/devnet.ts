@@ -191,11 +191,22 @@ export interface Reply {
 }
 
 export async function post(api: string, path: string, body: unknown, raw = false): Promise<Reply> {
-  const res = await fetch(`${api}/api/v1/${path}`, {
-    method: 'POST',
-    body: raw ? (body as string) : JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-  });
+  const send = () =>
+    fetch(`${api}/api/v1/${path}`, {
+      method: 'POST',
+      body: raw ? (body as string) : JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
+  let res: Response;
+  try {
+    res = await send();
+  } catch (err) {
+    // a pooled keep-alive socket the server closed (its 5 s keep-alive) while this process was blocked in a
+    // synchronous CLI call: the request never left, so one fresh attempt is safe
+    const code = ((err as { cause?: { code?: string } }).cause ?? {}).code;
+    if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') throw err;
+    res = await send();
+  }
   const text = await res.text();
   let parsed: Reply['body'];
   try {
