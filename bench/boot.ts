@@ -17,17 +17,7 @@ import { createDisk, createOverlay } from '../src/storage/qemu-img.js';
 import { buildQemuArgs } from '../src/vm/qemu-args.js';
 import { kvmUsable } from '../src/vm/qemu.js';
 import type { VmSpec } from '../src/vm/types.js';
-import {
-  ensureTestImage,
-  freeTcpPort,
-  post,
-  qemuPidsUnder,
-  killQemuUnder,
-  signedBody,
-  sleep,
-  startDevnet,
-  type Devnet,
-} from '../test/helpers/devnet.js';
+import { ensureTestImage, freeTcpPort, post, qemuPidsUnder, killQemuUnder, signedBody, sleep, startDevnet, type Devnet } from '../test/helpers/devnet.js';
 import { freeVncPort } from '../test/helpers/tasks.js';
 import { median, rounder } from './stats.js';
 
@@ -133,7 +123,10 @@ async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknow
     failed ??= err instanceof Error ? err.message : String(err);
     throw err;
   } finally {
-    const del = await post(d.api, `tasks/delete/${taskId}`, signedBody(d.node_id, d.renter.seed)).catch((e: unknown) => ({ text: String(e), body: { errcode: -1 } }));
+    const del = await post(d.api, `tasks/delete/${taskId}`, signedBody(d.node_id, d.renter.seed)).catch((e: unknown) => ({
+      text: String(e),
+      body: { errcode: -1 },
+    }));
     if (del.body.errcode !== 0) process.stderr.write(`boot bench: tasks/delete/${taskId}: ${del.text}\n`);
     // the next run should not share the CPUs with this VM
     const end = Date.now() + 30_000;
@@ -293,7 +286,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       process.stdout.write(`${JSON.stringify(r)}\n`);
     },
     (err) => {
-      process.stderr.write(`boot bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.stderr.write(`boot bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exitCode = 1;
     },
   );

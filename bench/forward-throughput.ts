@@ -39,7 +39,10 @@ function teardown(): void {
   } catch {
     // none
   }
-  for (const args of [['ip', 'link', 'del', VETH], ['ip', 'netns', 'del', NS]]) {
+  for (const args of [
+    ['ip', 'link', 'del', VETH],
+    ['ip', 'netns', 'del', NS],
+  ]) {
     try {
       sh(args);
     } catch {
@@ -60,10 +63,19 @@ interface Vm {
 async function bootVm(d: Devnet, host: string): Promise<Vm> {
   const ssh = await freeTcpPort();
   const data = await freeTcpPort();
-  const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-    image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    custom_port: [`tcp,${data}:5001`],
-  }));
+  const r = await post(
+    d.api,
+    'tasks/start',
+    signedBody(d.node_id, d.renter.seed, {
+      image_name: d.image,
+      ssh_port: String(ssh),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+      custom_port: [`tcp,${data}:5001`],
+    }),
+  );
   if (r.body.errcode !== 0) throw new Error(r.text);
   const detail = await waitStatus(d, r.body.message.task_id, 'running', 240_000);
   await waitFor('ssh', () => sshExec(host, ssh, 'dbc', detail.login_password, 'true', 10_000), 180_000, 2000);
@@ -108,18 +120,24 @@ async function main(): Promise<void> {
     }
     const bm = median(b.map((x) => x.rate));
     const um = median(u.map((x) => x.rate));
-    console.log(JSON.stringify({
-      bytes_per_round: BYTES,
-      rounds: ROUNDS,
-      bridge_nft_mib_s: b.map((x) => round(x.rate)),
-      user_hostfwd_mib_s: u.map((x) => round(x.rate)),
-      bridge_median_mib_s: round(bm),
-      user_median_mib_s: round(um),
-      ratio_bridge_vs_user: round(bm / um, 2),
-      bridge_qemu_cpu_ms_per_mib: round(median(b.map((x) => x.cpuMsPerMib))),
-      user_qemu_cpu_ms_per_mib: round(median(u.map((x) => x.cpuMsPerMib))),
-      note: 'TCG guests here: the emulated guest CPU (busybox nc | wc) bounds both paths; the QEMU CPU per MiB shows the host-side cost, which includes slirp only in user mode',
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          bytes_per_round: BYTES,
+          rounds: ROUNDS,
+          bridge_nft_mib_s: b.map((x) => round(x.rate)),
+          user_hostfwd_mib_s: u.map((x) => round(x.rate)),
+          bridge_median_mib_s: round(bm),
+          user_median_mib_s: round(um),
+          ratio_bridge_vs_user: round(bm / um, 2),
+          bridge_qemu_cpu_ms_per_mib: round(median(b.map((x) => x.cpuMsPerMib))),
+          user_qemu_cpu_ms_per_mib: round(median(u.map((x) => x.cpuMsPerMib))),
+          note: 'TCG guests here: the emulated guest CPU (busybox nc | wc) bounds both paths; the QEMU CPU per MiB shows the host-side cost, which includes slirp only in user mode',
+        },
+        null,
+        2,
+      ),
+    );
   } finally {
     await Promise.allSettled([bridge?.destroy(), user?.destroy()]);
     teardown();

@@ -25,10 +25,19 @@ async function bootVm(d: Devnet): Promise<{ vm: Vm; seconds: number }> {
   const ssh = await freeTcpPort();
   const data = await freeTcpPort();
   const t0 = Date.now();
-  const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-    image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    custom_port: [`tcp,${data}:5001`],
-  }));
+  const r = await post(
+    d.api,
+    'tasks/start',
+    signedBody(d.node_id, d.renter.seed, {
+      image_name: d.image,
+      ssh_port: String(ssh),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+      custom_port: [`tcp,${data}:5001`],
+    }),
+  );
   if (r.body.errcode !== 0) throw new Error(r.text);
   const detail = await waitStatus(d, r.body.message.task_id, 'running', 240_000);
   await waitFor('ssh', () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'true', 10_000).catch(() => undefined), 240_000, 500);
@@ -52,7 +61,10 @@ async function main(): Promise<void> {
     const boots: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const keep: Partial<Record<'on' | 'off', Vm>> = {};
     for (let i = 0; i < BOOTS; i++) {
-      for (const [key, d] of [['off', off], ['on', on]] as const) {
+      for (const [key, d] of [
+        ['off', off],
+        ['on', on],
+      ] as const) {
         const { vm, seconds } = await bootVm(d);
         boots[key].push(seconds);
         if (!keep[key]) keep[key] = vm;
@@ -65,21 +77,27 @@ async function main(): Promise<void> {
       rates.on.push(await send(keep.on!));
       await sleep(200);
     }
-    console.log(JSON.stringify({
-      boots_per_mode: BOOTS,
-      boot_to_ssh_s_off: boots.off.map((x) => round(x)),
-      boot_to_ssh_s_on: boots.on.map((x) => round(x)),
-      boot_to_ssh_median_s_off: round(median(boots.off)),
-      boot_to_ssh_median_s_on: round(median(boots.on)),
-      bytes_per_round: BYTES,
-      rounds: ROUNDS,
-      hostfwd_mib_s_off: rates.off.map((x) => round(x)),
-      hostfwd_mib_s_on: rates.on.map((x) => round(x)),
-      hostfwd_median_mib_s_off: round(median(rates.off)),
-      hostfwd_median_mib_s_on: round(median(rates.on)),
-      ratio_on_vs_off: round(median(rates.on) / median(rates.off), 2),
-      note: 'TCG guests; the guard adds one output-hook rule set evaluated for new connections of the VM uid only; forwarded traffic is established',
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          boots_per_mode: BOOTS,
+          boot_to_ssh_s_off: boots.off.map((x) => round(x)),
+          boot_to_ssh_s_on: boots.on.map((x) => round(x)),
+          boot_to_ssh_median_s_off: round(median(boots.off)),
+          boot_to_ssh_median_s_on: round(median(boots.on)),
+          bytes_per_round: BYTES,
+          rounds: ROUNDS,
+          hostfwd_mib_s_off: rates.off.map((x) => round(x)),
+          hostfwd_mib_s_on: rates.on.map((x) => round(x)),
+          hostfwd_median_mib_s_off: round(median(rates.off)),
+          hostfwd_median_mib_s_on: round(median(rates.on)),
+          ratio_on_vs_off: round(median(rates.on) / median(rates.off), 2),
+          note: 'TCG guests; the guard adds one output-hook rule set evaluated for new connections of the VM uid only; forwarded traffic is established',
+        },
+        null,
+        2,
+      ),
+    );
   } finally {
     await Promise.allSettled([on?.destroy(), off?.destroy()]);
   }

@@ -15,7 +15,14 @@ export interface GuestSink {
 /** MiB/s from connect to the guest's close */
 export async function sendToGuest(vm: GuestSink, bytes: number): Promise<number> {
   // pkill -x: an -f pattern would match this very shell's command line; `sleep |` keeps nc's stdin open (nc quits on stdin EOF)
-  await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'pkill -x nc; rm -f /tmp/fwd.count; (sleep 300 | nc -l -p 5001 | wc -c > /tmp/fwd.count 2>&1 &) ; sleep 0.3', 15_000);
+  await sshExec(
+    vm.host,
+    vm.ssh,
+    'dbc',
+    vm.password,
+    'pkill -x nc; rm -f /tmp/fwd.count; (sleep 300 | nc -l -p 5001 | wc -c > /tmp/fwd.count 2>&1 &) ; sleep 0.3',
+    15_000,
+  );
   const chunk = Buffer.alloc(256 * 1024, 0x5a);
   return new Promise<number>((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -50,9 +57,14 @@ export async function sendToGuest(vm: GuestSink, bytes: number): Promise<number>
 
 /** throws unless the guest counted exactly `bytes` */
 export async function checkGuestReceived(vm: GuestSink, bytes: number): Promise<void> {
-  const count = await waitFor('guest byte count', async () => {
-    const out = (await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'cat /tmp/fwd.count 2>/dev/null', 15_000)).trim();
-    return /^\d+$/.test(out) ? Number(out) : undefined;
-  }, 30_000, 500);
+  const count = await waitFor(
+    'guest byte count',
+    async () => {
+      const out = (await sshExec(vm.host, vm.ssh, 'dbc', vm.password, 'cat /tmp/fwd.count 2>/dev/null', 15_000)).trim();
+      return /^\d+$/.test(out) ? Number(out) : undefined;
+    },
+    30_000,
+    500,
+  );
   if (count !== bytes) throw new Error(`the guest received ${count} bytes of ${bytes}`);
 }

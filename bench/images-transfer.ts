@@ -10,8 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRsyncDaemon } from '../src/images/daemon.js';
+import { ImageServerSecrets } from '../src/images/secrets.js';
 import { rsyncUrl } from '../src/images/servers.js';
 import { MemoryTransferRepo, TransferManager } from '../src/images/transfers.js';
+import { memoryOps } from '../test/helpers/storage-fakes.js';
 import { median, rounder } from './stats.js';
 
 const run = promisify(execFile);
@@ -43,27 +45,36 @@ try {
   const localSrc = join(local, 'up-src.qcow2');
   await run('cp', [src, localSrc]);
 
-  const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+  // uploads go to the centre's authenticated upload module (anonymous uploads are refused since issue 10): both
+  // sides use the credentials `dbc up` holds
+  const secrets = new ImageServerSecrets();
+  secrets.set(daemon.server, daemon.upload);
+  const upUrl = (file: string) => rsyncUrl(daemon.server, file, { user: daemon.upload.user, module: daemon.upload.uploadModule });
+  const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, secrets });
   const dl = { plain: [] as number[], ours: [] as number[] };
   const ul = { plain: [] as number[], ours: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     // download: centre -> local
     dl.plain.push(await timed(() => run('rsync', [rsyncUrl(daemon.server, 'bench.qcow2'), join(local, 'plain.qcow2')])));
     rmSync(join(local, 'plain.qcow2'));
-    dl.ours.push(await timed(async () => {
-      const row = await tm.startDownload({ server: daemon.server, file: 'bench.qcow2', destDir: local, wallet: 'bench' });
-      const end = await tm.settled(row.id);
-      if (end?.status !== 'done') throw new Error(`download ${end?.status}: ${end?.error}`);
-    }));
+    dl.ours.push(
+      await timed(async () => {
+        const row = await tm.startDownload({ server: daemon.server, file: 'bench.qcow2', destDir: local, wallet: 'bench' });
+        const end = await tm.settled(row.id);
+        if (end?.status !== 'done') throw new Error(`download ${end?.status}: ${end?.error}`);
+      }),
+    );
     rmSync(join(local, 'bench.qcow2'));
     // upload: local -> centre
-    ul.plain.push(await timed(() => run('rsync', [localSrc, rsyncUrl(daemon.server, 'plain-up.qcow2')])));
+    ul.plain.push(await timed(() => run('rsync', [`--password-file=${daemon.upload.passwordFile}`, localSrc, upUrl('plain-up.qcow2')])));
     rmSync(join(daemon.path, 'plain-up.qcow2'));
-    ul.ours.push(await timed(async () => {
-      const row = await tm.startUpload({ server: daemon.server, localPath: localSrc, file: 'ours-up.qcow2', wallet: 'bench' });
-      const end = await tm.settled(row.id);
-      if (end?.status !== 'done') throw new Error(`upload ${end?.status}: ${end?.error}`);
-    }));
+    ul.ours.push(
+      await timed(async () => {
+        const row = await tm.startUpload({ server: daemon.server, localPath: localSrc, file: 'ours-up.qcow2', wallet: 'bench' });
+        const end = await tm.settled(row.id);
+        if (end?.status !== 'done') throw new Error(`upload ${end?.status}: ${end?.error}`);
+      }),
+    );
     rmSync(join(daemon.path, 'ours-up.qcow2'));
   }
   const summary = (r: { plain: number[]; ours: number[] }) => {
@@ -81,15 +92,21 @@ try {
   };
   const download = summary(dl);
   const upload = summary(ul);
-  console.log(JSON.stringify({
-    bench: 'images_transfer',
-    note: `${SIZE_MIB} MiB random file, local rsync daemon on 127.0.0.1, ${RUNS} alternating runs each; ratio = plain time / our time (throughput ours / plain)`,
-    file_mib: SIZE_MIB,
-    download,
-    upload,
-    target_ratio: TARGET,
-    pass: download.ratio >= TARGET && upload.ratio >= TARGET,
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        bench: 'images_transfer',
+        note: `${SIZE_MIB} MiB random file, local rsync daemon on 127.0.0.1, ${RUNS} alternating runs each; ratio = plain time / our time (throughput ours / plain)`,
+        file_mib: SIZE_MIB,
+        download,
+        upload,
+        target_ratio: TARGET,
+        pass: download.ratio >= TARGET && upload.ratio >= TARGET,
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
   await daemon.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
 
-
 const dir = mkdtempSync(join(tmpdir(), 'dbc-bench-overlay-'));
 const qemuImg = new QemuImg({ timeoutMs: 10 * 60_000 });
 try {
@@ -30,9 +29,7 @@ try {
   if (fs.bavail * fs.bsize < (3 * FILL_GIB + 1) * GiB) throw new Error(`not enough space in ${dir} for the bench`);
   const base = join(dir, 'base.qcow2');
   await qemuImg.createDisk(base, BASE_GIB);
-  const fillMs = await timed(() =>
-    run('qemu-io', ['-f', 'qcow2', '-c', `write -P 0xcd 0 ${FILL_GIB}G`, base], { maxBuffer: 1024 * 1024 }),
-  );
+  const fillMs = await timed(() => run('qemu-io', ['-f', 'qcow2', '-c', `write -P 0xcd 0 ${FILL_GIB}G`, base], { maxBuffer: 1024 * 1024 }));
   const baseInfo = await qemuImg.info(base);
 
   const overlayRuns: number[] = [];

@@ -116,7 +116,10 @@ async function sessionBody(api: string, nodeId: string, renterSeed: string): Pro
   if (sid.body.errcode !== 0) throw new Error(`mining_nodes/session_id on ${nodeId}: ${sid.text}`);
   const sessionId = String(sid.body.message.session_id);
   const body = JSON.stringify({
-    peer_nodes_list: [nodeId], additional: {}, session_id: sessionId, session_id_sign: signNonce(renterSeed, sessionId).session_id_sign,
+    peer_nodes_list: [nodeId],
+    additional: {},
+    session_id: sessionId,
+    session_id_sign: signNonce(renterSeed, sessionId).session_id_sign,
   });
   const probe = await post(api, 'tasks', body, true);
   if (probe.body.errcode !== 0) throw new Error(`tasks with session auth on ${nodeId}: ${probe.text}`);
@@ -130,10 +133,15 @@ function grant(node: RoleProc, wallet: string): void {
 const nodeArgs = (seed: RoleProc, name: string) => ['--listen', LOOPBACK_LISTEN, '--host', '127.0.0.1', '--name', name, ...seedArgs([seed])];
 
 async function waitKnown(client: RoleProc, n: number): Promise<void> {
-  await waitFor(`${n} nodes known to the client`, async () => {
-    const r = await post(client.info.api!, 'mining_nodes', { peer_nodes_list: [], additional: {} });
-    return (r.body.message.mining_nodes as unknown[]).length >= n;
-  }, 60_000, 200);
+  await waitFor(
+    `${n} nodes known to the client`,
+    async () => {
+      const r = await post(client.info.api!, 'mining_nodes', { peer_nodes_list: [], additional: {} });
+      return (r.body.message.mining_nodes as unknown[]).length >= n;
+    },
+    60_000,
+    200,
+  );
 }
 
 async function relayBench(): Promise<Record<string, unknown>> {
@@ -203,14 +211,16 @@ async function scaleBench(): Promise<Record<string, unknown>> {
     const clients: Record<string, RoleProc> = {};
     for (const mode of ['stream', 'mux']) {
       clients[mode] = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', mode, ...seedArgs([seed])]);
-      procs.push(clients[mode]!);
+      procs.push(clients[mode]);
     }
     const nodes: RoleProc[] = [];
     const addNodes = async (count: number) => {
       // a few at a time: each start loads the whole program on a 2-core machine
       for (let i = 0; i < count; i += 4) {
         const batch = await Promise.all(
-          Array.from({ length: Math.min(4, count - i) }, (_, j) => startRole('node', nodeArgs(seed, `scale-${nodes.length + i + j + 1}`), { timeoutMs: 120_000 })),
+          Array.from({ length: Math.min(4, count - i) }, (_, j) =>
+            startRole('node', nodeArgs(seed, `scale-${nodes.length + i + j + 1}`), { timeoutMs: 120_000 }),
+          ),
         );
         nodes.push(...batch);
         procs.push(...batch);
@@ -234,13 +244,21 @@ async function scaleBench(): Promise<Record<string, unknown>> {
         const list = bodies[mode]!.slice(0, count);
         // warm every node (and the client's path to it) the same, whatever the number of nodes
         let i = 0;
-        await Promise.all(Array.from({ length: SCALE_CONCURRENCY }, async () => {
-          while (i < list.length * SCALE_WARMUP_PER_NODE) {
-            const body = list[i++ % list.length]!;
-            await fetch(`${client.info.api}/api/v1/tasks`, { method: 'POST', body }).then((r) => r.text());
-          }
-        }));
-        out[mode] = await load(client.info.api!, () => ['/api/v1/tasks', list[Math.floor(Math.random() * list.length)]!], SCALE_SECONDS, WARMUP_S, SCALE_CONCURRENCY);
+        await Promise.all(
+          Array.from({ length: SCALE_CONCURRENCY }, async () => {
+            while (i < list.length * SCALE_WARMUP_PER_NODE) {
+              const body = list[i++ % list.length]!;
+              await fetch(`${client.info.api}/api/v1/tasks`, { method: 'POST', body }).then((r) => r.text());
+            }
+          }),
+        );
+        out[mode] = await load(
+          client.info.api!,
+          () => ['/api/v1/tasks', list[Math.floor(Math.random() * list.length)]!],
+          SCALE_SECONDS,
+          WARMUP_S,
+          SCALE_CONCURRENCY,
+        );
       }
       return out;
     };

@@ -6,6 +6,7 @@
 // entries, the least recently failing dropped first; IPv6 addresses count per /64.
 import net from 'node:net';
 import { FailureBudget } from '../auth/budget.js';
+import { CHECK_AUTHORITY_FAILED } from '../errors/index.js';
 
 export interface AuthBudgetOptions {
   /** failures per window before an address is refused; 0 disables the budget */
@@ -40,13 +41,16 @@ function expandV6(ip: string): string[] | undefined {
   return all.length === 8 ? all.map((p) => (parseInt(p, 16) || 0).toString(16)) : undefined;
 }
 
-export const AUTH_FAILED_PREFIX = 'check authority failed';
+export const AUTH_FAILED_PREFIX = CHECK_AUTHORITY_FAILED;
 
 /** the node's per-wallet token bucket (auth/budget.ts), keyed by client address instead */
 export class AuthBudget {
   private readonly bucket: FailureBudget;
 
-  constructor(o: Partial<AuthBudgetOptions> = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    o: Partial<AuthBudgetOptions> = {},
+    private readonly now: () => number = Date.now,
+  ) {
     const { limit, windowMs, maxAddresses } = { ...DEFAULT_AUTH_BUDGET, ...o };
     this.bucket = new FailureBudget({ failures: limit, windowMs, maxTracked: maxAddresses });
   }

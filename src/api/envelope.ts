@@ -6,38 +6,37 @@ import type { DbcBody, MultisigAccounts, MultisigSign } from '../protocol/types.
 
 type Json = Record<string, unknown>;
 
-const bad = (text: string) => ClientErrors.invalidParams(text);
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const has = (o: Json, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
 function optionalString(doc: Json, key: keyof DbcBody, out: DbcBody): void {
   if (!has(doc, key)) return;
   const v = doc[key];
-  if (typeof v !== 'string') throw bad(`${key} is not string`);
+  if (typeof v !== 'string') throw ClientErrors.fieldNotString(key);
   (out as unknown as Record<string, string>)[key] = v;
 }
 
 function parseMultisig(v: unknown): MultisigAccounts {
-  if (!isObject(v)) throw bad('multisig_accounts is not object');
-  if (!has(v, 'wallets')) throw bad('multisig_accounts has no member wallets');
+  if (!isObject(v)) throw ClientErrors.multisigNotObject();
+  if (!has(v, 'wallets')) throw ClientErrors.multisigNoWallets();
   const wallets = v.wallets;
-  if (!Array.isArray(wallets)) throw bad('multisig_accounts member wallets is not array');
+  if (!Array.isArray(wallets)) throw ClientErrors.multisigWalletsNotArray();
   // ours: the original called GetString() on any element (undefined behaviour)
-  if (!wallets.every((w) => typeof w === 'string')) throw bad('multisig_accounts member wallets item is not string');
-  if (!has(v, 'threshold')) throw bad('multisig_accounts has no member threshold');
-  if (typeof v.threshold !== 'string') throw bad('multisig_accounts member threshold is not string');
-  if (!has(v, 'signs')) throw bad('multisig_accounts has no member signs');
+  if (!wallets.every((w) => typeof w === 'string')) throw ClientErrors.multisigWalletItem();
+  if (!has(v, 'threshold')) throw ClientErrors.multisigNoThreshold();
+  if (typeof v.threshold !== 'string') throw ClientErrors.multisigThresholdNotString();
+  if (!has(v, 'signs')) throw ClientErrors.multisigNoSigns();
   const signs = v.signs;
-  if (!Array.isArray(signs)) throw bad('multisig_accounts member signs is not array');
+  if (!Array.isArray(signs)) throw ClientErrors.multisigSignsNotArray();
   const items: MultisigSign[] = [];
   for (const s of signs) {
     // ours: the original read wallet/nonce/sign of each item unchecked
     if (!isObject(s) || typeof s.wallet !== 'string' || typeof s.nonce !== 'string' || typeof s.sign !== 'string') {
-      throw bad('multisig_accounts member signs item is invalid');
+      throw ClientErrors.multisigSignItem();
     }
     items.push({ wallet: s.wallet, nonce: s.nonce, sign: s.sign });
   }
-  return { wallets: wallets as string[], threshold: v.threshold, signs: items };
+  return { wallets: wallets, threshold: v.threshold, signs: items };
 }
 
 /** nesting allowed inside `additional` (objects and arrays) */
@@ -72,15 +71,15 @@ export function parseBody(raw: string | Buffer | undefined): DbcBody {
   }
   if (!isObject(doc)) throw ClientErrors.invalidJson();
 
-  if (!has(doc, 'peer_nodes_list')) throw bad('has no peer_nodes_list');
+  if (!has(doc, 'peer_nodes_list')) throw ClientErrors.noPeerList();
   const peers = doc.peer_nodes_list;
-  if (!Array.isArray(peers)) throw bad('peer_nodes_list is not array');
-  if (!peers.every((p) => typeof p === 'string')) throw bad('peer_nodes_list item is not string');
-  if (!has(doc, 'additional')) throw bad('has no additional');
-  if (!isObject(doc.additional)) throw bad('additional is not object');
+  if (!Array.isArray(peers)) throw ClientErrors.peerListNotArray();
+  if (!peers.every((p) => typeof p === 'string')) throw ClientErrors.peerListItemNotString();
+  if (!has(doc, 'additional')) throw ClientErrors.noAdditional();
+  if (!isObject(doc.additional)) throw ClientErrors.additionalNotObject();
   // ours: no route takes nesting anywhere near this; deeper documents overflow the stack of structuredClone,
   // JSON.stringify and schema checks further on
-  if (nestedDeeper(doc.additional, MAX_ADDITIONAL_DEPTH)) throw bad('additional is nested too deeply');
+  if (nestedDeeper(doc.additional, MAX_ADDITIONAL_DEPTH)) throw ClientErrors.additionalTooDeep();
 
   const body: DbcBody = {
     peer_nodes_list: peers.length > 0 ? [peers[0] as string] : [],
@@ -121,9 +120,7 @@ export function hasValidLookingMultisig(body: DbcBody): boolean {
   if (ms === undefined) return false;
   const threshold = atoi(ms.threshold);
   if (threshold < 1 || threshold > ms.wallets.length || threshold > ms.signs.length) return false;
-  return ms.signs.every(
-    (s) => ms.wallets.includes(s.wallet) && !isEmptyField(s.wallet) && !isEmptyField(s.nonce) && !isEmptyField(s.sign),
-  );
+  return ms.signs.every((s) => ms.wallets.includes(s.wallet) && !isEmptyField(s.wallet) && !isEmptyField(s.nonce) && !isEmptyField(s.sign));
 }
 
 /**

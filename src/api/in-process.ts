@@ -2,6 +2,7 @@
 // the same object a network transport would carry, so both paths run the same node code.
 import { ClientErrors } from '../protocol/errors.js';
 import type { NodeReply, NodeRequest, NodeTransport } from '../protocol/types.js';
+import { withDeadline } from '../util/deadline.js';
 
 export interface InProcessNode {
   nodeId: string;
@@ -23,18 +24,6 @@ export class InProcessTransport implements NodeTransport {
     const handled = this.node.handle(structuredClone(req));
     const timeoutMs = opts?.timeoutMs;
     if (timeoutMs === undefined) return handled;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const e = new Error(`node ${nodeId} did not answer within ${timeoutMs} ms`);
-        e.name = 'TimeoutError';
-        reject(e);
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([handled, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withDeadline(handled, timeoutMs, `node ${nodeId} did not answer within ${timeoutMs} ms`);
   }
 }

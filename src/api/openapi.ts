@@ -12,15 +12,26 @@ const plain = (schema: TSchema): Doc => JSON.parse(JSON.stringify(schema)) as Do
 
 const AUTH_TEXT = {
   none: 'No credential needed.',
-  session:
-    'Credential: the session pair (`session_id` + `session_id_sign`), or `wallet` + `nonce` + `sign`, or `multisig_accounts`.',
+  session: 'Credential: the session pair (`session_id` + `session_id_sign`), or `wallet` + `nonce` + `sign`, or `multisig_accounts`.',
   wallet: 'Credential: `wallet` + `nonce` + `sign`, or `multisig_accounts` (a session pair is not accepted).',
 } as const;
 
 const QUERY_PARAMS: Partial<Record<RouteSpec['id'], Doc[]>> = {
   'tasks.logs': [
-    { name: 'flag', in: 'query', required: false, schema: { type: 'string', enum: ['head', 'tail'] }, description: 'default tail; when absent line_num is ignored (100)' },
-    { name: 'line_num', in: 'query', required: false, schema: { type: 'string' }, description: 'lines, 1..100 (default 100; above 100 becomes 99, as the original)' },
+    {
+      name: 'flag',
+      in: 'query',
+      required: false,
+      schema: { type: 'string', enum: ['head', 'tail'] },
+      description: 'default tail; when absent line_num is ignored (100)',
+    },
+    {
+      name: 'line_num',
+      in: 'query',
+      required: false,
+      schema: { type: 'string' },
+      description: 'lines, 1..100 (default 100; above 100 becomes 99, as the original)',
+    },
   ],
   'tasks.restart': [
     { name: 'force_reboot', in: 'query', required: false, schema: { type: 'string' }, description: '`true` or a non-zero number: hard restart' },
@@ -72,7 +83,12 @@ export function buildOpenApi(): Doc {
     get: {
       operationId: 'version',
       summary: 'client version (any method)',
-      responses: { 200: { description: '`{"errcode":0,"message":{"client_version":"' + DBC_VERSION + '"}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+      responses: {
+        200: {
+          description: '`{"errcode":0,"message":{"client_version":"' + DBC_VERSION + '"}}`',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } },
+        },
+      },
     },
   };
   paths['/api/v1/peers/{option}'] = {
@@ -80,14 +96,24 @@ export function buildOpenApi(): Doc {
       operationId: 'peers',
       summary: 'peers of this client (`active` or `global`); no body needed',
       parameters: [{ name: 'option', in: 'path', required: true, schema: { type: 'string', enum: ['active', 'global'] } }],
-      responses: { 200: { description: '`{"errcode":0,"message":{"peer_nodes_list":[...]}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+      responses: {
+        200: {
+          description: '`{"errcode":0,"message":{"peer_nodes_list":[...]}}`',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } },
+        },
+      },
     },
   };
   paths['/api/v1/images/servers'] = {
     post: {
       operationId: 'images_servers',
-      summary: "the image centres this client knows (`--image-server ID,host,port,module`); body: any JSON object",
-      responses: { 200: { description: '`{"errcode":0,"message":{"image_server":["ID_1",...]}}`', content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } } } },
+      summary: 'the image centres this client knows (`--image-server ID,host,port,module`); body: any JSON object',
+      responses: {
+        200: {
+          description: '`{"errcode":0,"message":{"image_server":["ID_1",...]}}`',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Envelope' } } },
+        },
+      },
     },
   };
   paths['/api/v1/openapi.json'] = {
@@ -105,7 +131,7 @@ export function buildOpenApi(): Doc {
         'Credentials travel in the body, in one of three forms:',
         '1. wallet: `wallet` (SS58), `nonce` (single use), `sign` (sr25519 signature of the nonce by the wallet, hex).',
         '2. multisig: `multisig_accounts` = `{"wallets":[...],"threshold":"2","signs":[{"wallet","nonce","sign"}]}` (threshold is a string).',
-        '3. session: `session_id` (from /mining_nodes/session_id) + `session_id_sign` (the renter\'s signature of it).',
+        "3. session: `session_id` (from /mining_nodes/session_id) + `session_id_sign` (the renter's signature of it).",
         'The client gateway only checks that a credential is present; the GPU node verifies it.',
         'Every reply is `{"errcode": <int>, "message": ...}`; on error `message` is a string.',
       ].join('\n'),

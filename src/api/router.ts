@@ -74,7 +74,7 @@ const tasks: Family = (method, uri, path) => {
     const route = TASK_VERBS[segs[0]!];
     if (route === undefined) throw ClientErrors.unhandled();
     requirePost(method);
-    if (segs[1] === '') throw ClientErrors.invalidParams('task_id is empty');
+    if (segs[1] === '') throw ClientErrors.taskIdEmpty();
     return node(route, { task_id: segs[1]! }, uri);
   }
   requirePost(method);
@@ -90,18 +90,16 @@ const miningNodes: Family = (method, uri, path) => {
   if (segs.length === 0) return node('mining_nodes.info', {}, uri);
   if (segs.length === 1 && segs[0] === 'session_id') return node('mining_nodes.session_id', {}, uri);
   if (segs.length === 1 && segs[0] === 'free_memory') return node('mining_nodes.free_memory', {}, uri);
-  throw ClientErrors.invalidParams(
-    'invalid uri, please use /mining_nodes or /mining_nodes/session_id or /mining_nodes/free_memory',
-  );
+  throw ClientErrors.uriUsage('/mining_nodes or /mining_nodes/session_id or /mining_nodes/free_memory');
 };
 
 const peers: Family = (method, _uri, path) => {
   requirePost(method);
   const segs = splitPath(path);
-  if (segs.length !== 1) throw ClientErrors.invalidParams('invalid uri, please use /peers/active or /peers/global');
+  if (segs.length !== 1) throw ClientErrors.uriUsage('/peers/active or /peers/global');
   if (segs[0] === 'active') return { kind: 'local', route: 'peers.active' };
   if (segs[0] === 'global') return { kind: 'local', route: 'peers.global' };
-  throw ClientErrors.invalidParams('invalid option. the option is active or global');
+  throw ClientErrors.peersOption();
 };
 
 const operations: Family = (method, uri, path) => {
@@ -109,7 +107,7 @@ const operations: Family = (method, uri, path) => {
   const segs = splitPath(path);
   if (segs.length === 0) return node('operations.list', {}, uri);
   if (segs.length !== 1 || segs[0] === '') {
-    throw ClientErrors.invalidParams('invalid uri, please use /operations/<operation_id>');
+    throw ClientErrors.uriUsage('/operations/<operation_id>');
   }
   return node('operations.get', { operation_id: segs[0]! }, uri);
 };
@@ -132,9 +130,7 @@ const images: Family = (method, uri, path) => {
   if (segs.length === 1 && segs[0] === 'servers') return { kind: 'local', route: 'images.servers' };
   const route = segs.length === 1 ? IMAGE_ACTIONS[segs[0]!] : undefined;
   if (route === undefined) {
-    throw ClientErrors.invalidParams(
-      'invalid uri, please use /images or /images/<servers|download|downloadprogress|download_stop|upload|uploadprogress|upload_stop|delete>',
-    );
+    throw ClientErrors.uriUsage('/images or /images/<servers|download|downloadprogress|download_stop|upload|uploadprogress|upload_stop|delete>');
   }
   return node(route, {}, uri);
 };
@@ -148,9 +144,9 @@ const disk: Family = (method, uri, path) => {
   const segs = splitPath(path);
   const route = DISK_VERBS[segs[0] ?? ''];
   if (segs.length !== 2 || route === undefined) {
-    throw ClientErrors.invalidParams(`invalid uri, please use /disk/${route ? segs[0] : '<list|resize|add|delete>'}/<task_id>`);
+    throw ClientErrors.uriUsage(`/disk/${route ? segs[0] : '<list|resize|add|delete>'}/<task_id>`);
   }
-  if (segs[1] === '') throw ClientErrors.invalidParams('task_id is empty');
+  if (segs[1] === '') throw ClientErrors.taskIdEmpty();
   return node(route, { task_id: segs[1]! }, uri);
 };
 
@@ -159,14 +155,14 @@ const snapshot: Family = (method, uri, path) => {
   requirePost(method);
   const segs = splitPath(path);
   const verb = segs[0] ?? '';
-  if (segs.length < 1 || segs.length > 3 || !['create', 'delete', 'list'].includes(verb)) throw ClientErrors.invalidParams('invalid uri');
+  if (segs.length < 1 || segs.length > 3 || !['create', 'delete', 'list'].includes(verb)) throw ClientErrors.snapshotVerbInvalid();
   const usage = {
-    list: 'invalid uri, please use /snapshot/list/<task_id> or /snapshot/list/<task_id>/<snapshot_name>',
-    create: 'invalid uri, please use /snapshot/create/<task_id>',
-    delete: 'invalid uri, please use /snapshot/delete/<task_id>/<snapshot_name>',
+    list: '/snapshot/list/<task_id> or /snapshot/list/<task_id>/<snapshot_name>',
+    create: '/snapshot/create/<task_id>',
+    delete: '/snapshot/delete/<task_id>/<snapshot_name>',
   }[verb as 'list' | 'create' | 'delete'];
   const want = verb === 'list' ? [2, 3] : verb === 'create' ? [2] : [3];
-  if (!want.includes(segs.length) || segs.slice(1).some((x) => x === '')) throw ClientErrors.invalidParams(usage);
+  if (!want.includes(segs.length) || segs.slice(1).some((x) => x === '')) throw ClientErrors.uriUsage(usage);
   const params: Record<string, string> = { task_id: segs[1]! };
   if (segs.length === 3) params.snapshot_name = segs[2]!;
   return node(`snapshot.${verb}` as RouteId, params, uri);
@@ -179,11 +175,11 @@ const lan: Family = (method, uri, path) => {
   if (segs.length === 0) return node('lan.list', {}, uri);
   if (segs.length === 1 && segs[0] === 'create') return node('lan.create', {}, uri);
   if (segs[0] === 'delete') {
-    if (segs.length !== 2 || segs[1] === '') throw ClientErrors.invalidParams('invalid uri, please use /lan/delete/<network_name>');
+    if (segs.length !== 2 || segs[1] === '') throw ClientErrors.uriUsage('/lan/delete/<network_name>');
     return node('lan.delete', { network_name: segs[1]! }, uri);
   }
   if (segs.length === 1 && segs[0] !== '') return node('lan.detail', { network_name: segs[0]! }, uri);
-  throw ClientErrors.invalidParams('invalid uri, please use /lan or /lan/<network_name> or /lan/create or /lan/delete/<network_name>');
+  throw ClientErrors.uriUsage('/lan or /lan/<network_name> or /lan/create or /lan/delete/<network_name>');
 };
 
 // The original's bodies of /stat and /config are commented out: the request is never answered -> 500.

@@ -2,22 +2,25 @@
 // the GPU node in peer_nodes_list[0] -> answer the node's JSON with HTTP 200. Every refusal, ours or fastify's,
 // leaves as the DBC envelope {"errcode": <non-zero>, "message": "<text>"} with the original's HTTP status.
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ClientErrors, DbcError, E_DEFAULT, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
+import { ClientErrors, DbcError, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
 import { ROUTES } from '../protocol/routes.js';
-import { DBC_VERSION, type NodeReply, type NodeRequest, type NodeTransport, type RouteId } from '../protocol/types.js';
+import { DBC_VERSION, type NodeReply, type NodeRequest, type NodeTransport } from '../protocol/types.js';
 import { AuthBudget, type AuthBudgetOptions } from './auth-budget.js';
 import { atoi, clientPreCheck, parseBody } from './envelope.js';
 import { buildOpenApi } from './openapi.js';
 import { resolve } from './router.js';
 import { ClientImages, LOCAL_IMAGE_ROUTES } from '../images/client.js';
+import { isTimeoutError, withDeadline } from '../util/deadline.js';
 
 export interface ApiOptions {
   /**
    * How NodeRequests reach GPU nodes. Contract: `request()` resolves with the node's reply, or rejects with
    * - a DbcError: sent as is (its HTTP status and envelope), e.g. `create node request failed` for an unknown node;
-   * - an Error whose `name === 'TimeoutError'` once `opts.timeoutMs` has passed: sent as `<op> timeout` (500, -1);
+   * - a TimeoutError (util/deadline.ts; or any Error named 'TimeoutError') once `opts.timeoutMs` has passed: sent as
+   *   `<op> timeout` (500, -1);
    * - any other Error: sent as `<op> failed: <text>` (500, -1).
    * The server also enforces the deadline itself, so a transport that never settles cannot hang an HTTP call.
    */
@@ -125,27 +128,15 @@ function normaliseLogQuery(query: Record<string, string>): void {
   query.line_num = String(lines);
 }
 
-function timeoutError(): Error {
-  const e = new Error('deadline passed');
-  e.name = 'TimeoutError';
-  return e;
-}
-
 /** Races the transport against our own deadline and maps its failures to the original's texts. */
 async function relay(transport: NodeTransport, peer: string, req: NodeRequest, timeoutMs: number): Promise<NodeReply> {
   const op = ROUTES[req.route].op;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError()), timeoutMs);
-  });
   try {
-    return await Promise.race([transport.request(peer, req, { timeoutMs }), deadline]);
+    return await withDeadline(transport.request(peer, req, { timeoutMs }), timeoutMs, 'deadline passed');
   } catch (err) {
     if (err instanceof DbcError) throw err;
-    if (err instanceof Error && err.name === 'TimeoutError') throw ClientErrors.timeout(op);
+    if (isTimeoutError(err)) throw ClientErrors.timeout(op);
     throw ClientErrors.nodeRequestFailed(op, err instanceof Error ? err.message : String(err));
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -166,9 +157,9 @@ function rawClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
   // headersTimeout / requestTimeout passed (Node answers 408 itself without a handler)
   const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : timedOut ? '408 Request Timeout' : '400 Bad Request';
-  const text = tooLarge ? 'request headers too large' : timedOut ? 'request timeout' : 'malformed http request';
-  const body = JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: text });
+  const e = tooLarge ? ClientErrors.headersTooLarge() : timedOut ? ClientErrors.requestTimeout() : ClientErrors.malformedRequest();
+  const status = `${e.httpStatus} ${STATUS_CODES[e.httpStatus] ?? ''}`;
+  const body = JSON.stringify(e.toEnvelope());
   socket.end(
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -197,7 +188,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     bodyLimit,
     // fastify refuses some URLs before routing (bad %-escapes); answer them in the DBC envelope too
     frameworkErrors: (err, _request, reply) => {
-      send(reply, 400, JSON.stringify({ errcode: RPC_INVALID_REQUEST, message: `request uri is invalid: ${err.message}` }));
+      const e = ClientErrors.uriMalformed(err.message);
+      send(reply, e.httpStatus, JSON.stringify(e.toEnvelope()));
     },
     clientErrorHandler: rawClientError,
     requestTimeout: limits.requestTimeoutMs,
@@ -260,7 +252,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const wait = budget.blockedFor(request.ip);
       if (wait > 0) {
         reply.header('retry-after', String(wait));
-        throw tooManyAuthFailures();
+        throw ClientErrors.authBudget();
       }
       if (route === 'tasks.logs') normaliseLogQuery(query);
       const body = parseBody(request.body as string | undefined);
@@ -273,13 +265,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         // lan and lan/<name> without a node: the client host itself holds no LANs (the original's client kept a
         // multicast-gossiped copy; ours asks the nodes, see docs/compatibility.md)
         if (route === 'lan.list') return send(reply, 200, JSON.stringify({ errcode: 0, message: { networks: [] } }));
-        if (route === 'lan.detail') throw ClientErrors.invalidParams('network name not exist');
+        if (route === 'lan.detail') throw ClientErrors.lanNotExist();
         if (route !== 'mining_nodes.info') throw ClientErrors.peerEmpty();
         return send(reply, 200, JSON.stringify({ errcode: 0, message: { mining_nodes: networkList(transport) } }));
       }
       clientPreCheck(ROUTES[route], body);
       if (!NODE_ID.test(peer)) throw ClientErrors.createNodeRequestFailed();
-      const nodeReq: NodeRequest = { route: route as RouteId, params, query, body };
+      const nodeReq: NodeRequest = { route: route, params, query, body };
       // the node gets the whole image centre, resolved from our configuration (the original's image_server field)
       const imageServer = (opts.images ?? NO_IMAGES).resolveFor(route, body.additional);
       if (imageServer) nodeReq.image_server = imageServer;
@@ -296,11 +288,6 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler(handle);
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   return app;
-}
-
-/** an address past its failed-authentication budget: refused before anything is relayed */
-function tooManyAuthFailures(): DbcError {
-  return new DbcError('DBC_ERR_AUTH_BUDGET', E_DEFAULT, 'check authority failed: too many failed attempts from this address, try again later', 429);
 }
 
 // without image configuration every image_server ID is unknown

@@ -2,7 +2,7 @@
 // Authorisation (is this account renting the machine?) is the caller's business: verify() checks the credential
 // without writing anything, the caller checks the rental, and only then commit() consumes the nonce(s), so a wallet
 // that rents nothing cannot store anything (docs/request-flow.md, "Nonces and the replay window").
-import { AuthFailures, NodeErrors } from '../protocol/errors.js';
+import { AuthErrors, type DbcError } from '../errors/index.js';
 import type { DbcBody, MultisigAccounts } from '../protocol/types.js';
 import type { Db } from '../store/db.js';
 import { FailureBudget, type FailureBudgetOptions } from './budget.js';
@@ -38,8 +38,6 @@ interface CachedSession {
   account: string;
   signer: string;
 }
-
-const fail = (text: string) => NodeErrors.checkAuthority(text);
 
 /** real clients send "undefined" or "" for fields they do not have */
 function given(value: unknown): string | undefined {
@@ -95,11 +93,11 @@ export class Authenticator {
         const identity = sessionId && sessionSign ? this.checkSession(sessionId, sessionSign) : null;
         if (identity) return { identity, commit: () => {} };
         // as the original: a bad session pair falls back to a wallet/multisig credential if there is one
-        if (!anyWallet && !multisig) throw fail(AuthFailures.sessionInvalid);
+        if (!anyWallet && !multisig) throw AuthErrors.sessionInvalid();
       }
     }
     if (anyWallet) {
-      if (!wallet || !nonce || !sign) throw fail(AuthFailures.nonceCheckFailed);
+      if (!wallet || !nonce || !sign) throw AuthErrors.nonceCheckFailed();
       return this.checkWallet(wallet, nonce, sign);
     }
     if (multisig) return this.checkMultisig(multisig);
@@ -110,67 +108,68 @@ export class Authenticator {
     // keyed by public key, so re-spelling the wallet (hex vs SS58, another prefix) cannot replay a nonce or
     // escape the budget; a string that is no key cannot verify anything
     const key = accountKeyHex(wallet);
-    if (!key) throw fail(AuthFailures.nonceCheckFailed);
-    if (this.budget.blocked(key)) throw fail(AuthFailures.tooManyFailures);
-    if (!nonceWellFormed(nonce)) throw this.failed(key, AuthFailures.nonceInvalid);
-    if (!verifySr25519(nonce, sign, wallet)) throw this.failed(key, AuthFailures.nonceCheckFailed);
-    if (this.nonces.used(key, nonce)) throw this.failed(key, AuthFailures.nonceCheckFailed);
+    if (!key) throw AuthErrors.nonceCheckFailed();
+    if (this.budget.blocked(key)) throw AuthErrors.tooManyFailures();
+    if (!nonceWellFormed(nonce)) throw this.failed(key, AuthErrors.nonceInvalid());
+    if (!verifySr25519(nonce, sign, wallet)) throw this.failed(key, AuthErrors.nonceCheckFailed());
+    if (this.nonces.used(key, nonce)) throw this.failed(key, AuthErrors.nonceCheckFailed());
     return {
       identity: { kind: 'wallet', account: wallet, signers: [wallet] },
       commit: () => {
-        if (!this.nonces.consume(key, nonce)) throw this.failed(key, AuthFailures.nonceCheckFailed);
+        if (!this.nonces.consume(key, nonce)) throw this.failed(key, AuthErrors.nonceCheckFailed());
       },
     };
   }
 
   /** counts a failed attempt against the account and gives the refusal to throw */
-  private failed(key: string, text: string) {
+  /** counts a failure against the account's budget and returns the error to throw */
+  private failed(key: string, err: DbcError): DbcError {
     this.budget.fail(key);
-    return fail(text);
+    return err;
   }
 
   private checkMultisig(m: MultisigAccounts): PendingIdentity {
     const wallets = Array.isArray(m.wallets) ? m.wallets.filter((w): w is string => typeof w === 'string') : [];
     const signs = Array.isArray(m.signs) ? m.signs : [];
-    if (wallets.length === 0) throw fail(AuthFailures.multisigWalletsEmpty);
-    if (signs.length === 0) throw fail(AuthFailures.multisigSignsEmpty);
-    const threshold = atoi(m.threshold as unknown);
+    if (wallets.length === 0) throw AuthErrors.multisigWalletsEmpty();
+    if (signs.length === 0) throw AuthErrors.multisigSignsEmpty();
+    const threshold = atoi(m.threshold);
     if (threshold <= 0 || threshold > wallets.length || threshold > signs.length) {
-      throw fail(AuthFailures.multisigThresholdInvalid);
+      throw AuthErrors.multisigThresholdInvalid();
     }
     const members = new Set(wallets);
     for (const item of signs) {
       const w = given(item?.wallet);
-      if (!w || !given(item.nonce) || !given(item.sign)) throw fail(AuthFailures.multisigSignItemEmpty);
-      if (!members.has(w)) throw fail(AuthFailures.multisigSignWalletNotFound(w));
+      if (!w || !given(item.nonce) || !given(item.sign)) throw AuthErrors.multisigSignItemEmpty();
+      if (!members.has(w)) throw AuthErrors.multisigSignWalletNotFound(w);
     }
     let account: string;
     try {
       account = multisigAccount(wallets, threshold);
     } catch {
-      throw fail(AuthFailures.multisigWalletInvalid);
+      throw AuthErrors.multisigWalletInvalid();
     }
     // every item's key, budget and nonce shape before any signature work
     const items = signs.map((item) => ({ item, key: accountKeyHex(item.wallet) }));
     for (const { key } of items) {
-      if (!key) throw fail(AuthFailures.nonceCheckFailed);
-      if (this.budget.blocked(key)) throw fail(AuthFailures.tooManyFailures);
+      if (!key) throw AuthErrors.nonceCheckFailed();
+      if (this.budget.blocked(key)) throw AuthErrors.tooManyFailures();
     }
-    for (const { item, key } of items) if (!nonceWellFormed(item.nonce)) throw this.failed(key!, AuthFailures.nonceInvalid);
+    for (const { item, key } of items) if (!nonceWellFormed(item.nonce)) throw this.failed(key!, AuthErrors.nonceInvalid());
     const byKey = new Map<string, string>();
     for (const { item, key } of items) {
-      if (!verifySr25519(item.nonce, item.sign, item.wallet)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
+      if (!verifySr25519(item.nonce, item.sign, item.wallet)) throw this.failed(key!, AuthErrors.nonceCheckFailed());
       byKey.set(key!, item.wallet);
     }
-    if (byKey.size < threshold) throw fail(AuthFailures.multisigTooFewSigners);
+    if (byKey.size < threshold) throw AuthErrors.multisigTooFewSigners();
     for (const { item, key } of items) {
-      if (this.nonces.used(key!, item.nonce)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
+      if (this.nonces.used(key!, item.nonce)) throw this.failed(key!, AuthErrors.nonceCheckFailed());
     }
     // all nonces or none: a replayed item must not burn the others
     const consume = this.db.transaction(() => {
       const now = Date.now();
       for (const { item, key } of items) {
-        if (!this.nonces.consume(key!, item.nonce, now)) throw this.failed(key!, AuthFailures.nonceCheckFailed);
+        if (!this.nonces.consume(key!, item.nonce, now)) throw this.failed(key!, AuthErrors.nonceCheckFailed());
       }
     });
     return { identity: { kind: 'multisig', account, signers: [...byKey.values()] }, commit: () => consume() };

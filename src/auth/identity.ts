@@ -12,7 +12,7 @@ export interface NodeIdentity {
   seedHex: string;
   address: string;
   /** sr25519 signature over the UTF-8 bytes of `message`, 128 hex chars without 0x */
-  sign(message: string): string;
+  sign: (message: string) => string;
 }
 
 export const NODE_DAT = 'node.dat';

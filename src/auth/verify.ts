@@ -7,13 +7,7 @@ import {
   waitReady as wasmWaitReady,
 } from '@polkadot/wasm-crypto';
 import { stringToU8a, u8aIsWrapped, u8aUnwrapBytes, u8aWrapBytes } from '@polkadot/util';
-import {
-  cryptoWaitReady,
-  decodeAddress,
-  ed25519Verify as jsEd25519Verify,
-  signatureVerify,
-  sr25519Verify as jsSr25519Verify,
-} from '@polkadot/util-crypto';
+import { cryptoWaitReady, decodeAddress, ed25519Verify as jsEd25519Verify, signatureVerify, sr25519Verify as jsSr25519Verify } from '@polkadot/util-crypto';
 
 export async function cryptoReady(): Promise<void> {
   await wasmWaitReady();

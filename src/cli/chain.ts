@@ -49,7 +49,11 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 /** --rentals, --chain-rpc (repeatable), --chain-outage-grace, --chain-terminating-rental, --chain-block-ms */
 export function addRentalOptions(cmd: Command, opts: { allowFake: boolean }): Command {
   return cmd
-    .option('--rentals <source>', `who may use the machine: local (registry, dbc rental)${opts.allowFake ? ', chain, or chain-fake (an in-process fake chain)' : ' or chain'}`, 'local')
+    .option(
+      '--rentals <source>',
+      `who may use the machine: local (registry, dbc rental)${opts.allowFake ? ', chain, or chain-fake (an in-process fake chain)' : ' or chain'}`,
+      'local',
+    )
     .option('--chain-rpc <url>', 'DBC chain JSON-RPC endpoint (http(s)://host:port or host:port = https); repeatable', collect, [])
     .option('--chain-outage-grace <seconds>', 'while the chain is unreachable, serve the last verified state this long', '300')
     .option('--chain-terminating-rental', 'use the terminatingRental_* RPC methods (chain_additional_field=terminatingRental)')
@@ -109,7 +113,10 @@ export function registerChain(program: Command): void {
       console.log(JSON.stringify({ rpc: url, block, blockMs, autoAdvance: !o.manual }));
       console.log(fakeChainHelp(url));
       const stop = () => {
-        chain.close().then(() => process.exit(0), () => process.exit(1));
+        chain.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -13,7 +13,11 @@ export function addHttpOptions(cmd: Command): Command {
     .option('--http-keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this', '5')
     .option('--http-idle-timeout <seconds>', 'a connection without any traffic is closed after this', '120')
     .option('--http-max-requests-per-socket <n>', 'requests one connection may carry (0: unlimited)', '1000')
-    .option('--http-auth-fail-limit <n>', 'failed authentications (`check authority failed`) per address and window before the address is refused (0: no budget)', String(DEFAULT_AUTH_BUDGET.limit))
+    .option(
+      '--http-auth-fail-limit <n>',
+      'failed authentications (`check authority failed`) per address and window before the address is refused (0: no budget)',
+      String(DEFAULT_AUTH_BUDGET.limit),
+    )
     .option('--http-auth-fail-window <seconds>', 'the window of --http-auth-fail-limit', String(DEFAULT_AUTH_BUDGET.windowMs / 1000));
 }
 

@@ -8,13 +8,21 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 export function addNetworkOptions(cmd: Command, defaultMode: 'user' | 'bridge' = 'user'): Command {
   return cmd
-    .addOption(new Option('--network <mode>', 'VM networking: user (QEMU user networking, unprivileged) or bridge (bridge + tap + dnsmasq + nftables, root)').choices(['user', 'bridge']).default(defaultMode))
+    .addOption(
+      new Option('--network <mode>', 'VM networking: user (QEMU user networking, unprivileged) or bridge (bridge + tap + dnsmasq + nftables, root)')
+        .choices(['user', 'bridge'])
+        .default(defaultMode),
+    )
     .option('--bridge <name>', 'bridge mode: the node bridge', 'dbcbr0')
-    .option('--bridge-cidr <cidr>', 'bridge mode: the VMs\' subnet (the first address is the gateway)', '10.200.0.0/24')
+    .option('--bridge-cidr <cidr>', "bridge mode: the VMs' subnet (the first address is the gateway)", '10.200.0.0/24')
     .option('--forward-ip <addr>', 'bridge mode: an address forwarded ports answer on (repeatable; default any address of the host)', collect, [])
-    .option('--lan-local <addr>', 'bridge mode: this host\'s VXLAN underlay address (default the default route\'s source)')
+    .option('--lan-local <addr>', "bridge mode: this host's VXLAN underlay address (default the default route's source)")
     .option('--lan-peer <addr>', 'bridge mode: another GPU host sharing LANs by unicast VXLAN (repeatable)', collect, [])
-    .addOption(new Option('--guest-guard <mode>', 'user mode: keep VMs off this host\'s own services (QEMU -runas + nftables); auto = on when root and nft works').choices(['auto', 'on', 'off']).default('auto'))
+    .addOption(
+      new Option('--guest-guard <mode>', "user mode: keep VMs off this host's own services (QEMU -runas + nftables); auto = on when root and nft works")
+        .choices(['auto', 'on', 'off'])
+        .default('auto'),
+    )
     .option('--lan-idle <seconds>', 'LANs without VMs are removed after this long (original: 3 days)', String(3 * 24 * 3600));
 }
 

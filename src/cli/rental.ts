@@ -69,6 +69,12 @@ export function registerRental(program: Command): void {
     .description('list rentals')
     .option('--data-dir <dir>', 'node data directory', defaultDataDir())
     .action((o: { dataDir: string }) => {
-      console.log(JSON.stringify(withRegistry(o.dataDir, (reg) => reg.list()), null, 2));
+      console.log(
+        JSON.stringify(
+          withRegistry(o.dataDir, (reg) => reg.list()),
+          null,
+          2,
+        ),
+      );
     });
 }

@@ -112,7 +112,7 @@ function roleFile(host: Host, extra: Partial<RoleFile> = {}): RoleFile {
 
 // --- dbc seed -----------------------------------------------------------------------------------------------
 
-export async function runSeed(o: CommonOpts): Promise<{ host: Host; directory: BindingDirectory; close(): Promise<void> }> {
+export async function runSeed(o: CommonOpts): Promise<{ host: Host; directory: BindingDirectory; close: () => Promise<void> }> {
   const logger = roleLogger(o.dataDir);
   const host = await startHost('seed', o);
   const directory = new BindingDirectory(host, { serveList: true, logger });
@@ -122,7 +122,7 @@ export async function runSeed(o: CommonOpts): Promise<{ host: Host; directory: B
   return {
     host,
     directory,
-    async close() {
+    close: async () => {
       await directory.stop();
       await host.stop();
     },
@@ -130,14 +130,12 @@ export async function runSeed(o: CommonOpts): Promise<{ host: Host; directory: B
 }
 
 export function registerSeed(program: Command): void {
-  common(program.command('seed').description('run a seed: bootstrap point, DHT server, circuit relay, binding directory')).action(
-    async (opts: CommonOpts) => {
-      const o = { ...opts, dataDir: resolve(opts.dataDir) };
-      const seed = await runSeed(o);
-      console.log(JSON.stringify(roleFile(seed.host)));
-      untilSignal(seed.close, roleLogger(o.dataDir));
-    },
-  );
+  common(program.command('seed').description('run a seed: bootstrap point, DHT server, circuit relay, binding directory')).action(async (opts: CommonOpts) => {
+    const o = { ...opts, dataDir: resolve(opts.dataDir) };
+    const seed = await runSeed(o);
+    console.log(JSON.stringify(roleFile(seed.host)));
+    untilSignal(seed.close, roleLogger(o.dataDir));
+  });
 }
 
 // --- dbc node -----------------------------------------------------------------------------------------------
@@ -208,7 +206,7 @@ export async function runNode(o: NodeRoleOptions) {
       host,
       service,
       running,
-      async close() {
+      close: async () => {
         await service.stop();
         await h.stop();
         await running.close();
@@ -231,7 +229,12 @@ export function registerNode(program: Command): void {
     .option('--host <addr>', 'address forwarded guest ports and VNC bind to', '0.0.0.0')
     .option('--public-host <addr>', 'address renters are told to connect to (ssh_ip); default --host, or 127.0.0.1 for 0.0.0.0')
     .option('--image <file>', 'base image to install into DIR/images')
-    .option('--image-server-secret <host:port/module=[upload_module/]user:/password-file>', 'upload credentials for an image centre (docs/storage.md); repeatable', collect, [])
+    .option(
+      '--image-server-secret <host:port/module=[upload_module/]user:/password-file>',
+      'upload credentials for an image centre (docs/storage.md); repeatable',
+      collect,
+      [],
+    )
     .option('--relay', 'reserve a slot on a seed relay and announce the relayed address (a node behind NAT)')
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
@@ -310,7 +313,7 @@ export async function runClient(o: ClientRoleOptions) {
     host,
     transport,
     api: apiUrl,
-    async close() {
+    close: async () => {
       await api.close();
       await transport.stop();
       await host.stop();

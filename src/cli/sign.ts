@@ -72,24 +72,31 @@ export function registerSign(program: Command): void {
     .argument('[session_id]', 'session id to sign as well')
     .option('--seed <hex>', '32-byte sr25519 seed hex (0x...): prints one JSON line')
     .option('--session-id <id>', 'with --seed: also sign this session id')
-    .action((wallet: string | undefined, privateKey: string | undefined, sessionId: string | undefined, opts: {
-      seed?: string;
-      sessionId?: string;
-    }) => {
-      try {
-        if (opts.seed !== undefined) {
-          if (wallet !== undefined) throw new Error('use either --seed or <wallet> <private_key>, not both');
-          process.stdout.write(`${JSON.stringify(signNonce(opts.seed, opts.sessionId))}\n`);
-          return;
+    .action(
+      (
+        wallet: string | undefined,
+        privateKey: string | undefined,
+        sessionId: string | undefined,
+        opts: {
+          seed?: string;
+          sessionId?: string;
+        },
+      ) => {
+        try {
+          if (opts.seed !== undefined) {
+            if (wallet !== undefined) throw new Error('use either --seed or <wallet> <private_key>, not both');
+            process.stdout.write(`${JSON.stringify(signNonce(opts.seed, opts.sessionId))}\n`);
+            return;
+          }
+          if (wallet === undefined || privateKey === undefined) {
+            throw new Error('usage: dbc sign --seed 0x<seed> [--session-id S] | dbc sign <wallet> <private_key> [session_id]');
+          }
+          const lines = formatSignToolLines(signToolOutput(wallet, privateKey, sessionId ?? opts.sessionId));
+          process.stdout.write(`${lines.join('\n')}\n`);
+        } catch (err) {
+          process.stderr.write(`dbc sign: ${err instanceof Error ? err.message : String(err)}\n`);
+          process.exitCode = 1;
         }
-        if (wallet === undefined || privateKey === undefined) {
-          throw new Error('usage: dbc sign --seed 0x<seed> [--session-id S] | dbc sign <wallet> <private_key> [session_id]');
-        }
-        const lines = formatSignToolLines(signToolOutput(wallet, privateKey, sessionId ?? opts.sessionId));
-        process.stdout.write(`${lines.join('\n')}\n`);
-      } catch (err) {
-        process.stderr.write(`dbc sign: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = 1;
-      }
-    });
+      },
+    );
 }

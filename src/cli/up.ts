@@ -24,7 +24,7 @@ import { ClientImages } from '../images/client.js';
 import { startRsyncDaemon, type RsyncDaemon } from '../images/daemon.js';
 import { parseImageServer, type ImageServer } from '../images/servers.js';
 import { ImageServerSecrets, parseImageServerSecret } from '../images/secrets.js';
-import { AuthFailures, NodeErrors } from '../protocol/errors.js';
+import { AuthErrors } from '../errors/index.js';
 import { defaultDataDir, packageRoot } from './paths.js';
 
 export const DEFAULT_IMAGE = 'dbc-test.qcow2';
@@ -135,7 +135,11 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     let n = 1;
     while (taken.has(`ID_${n}`)) n++;
     daemon = await startRsyncDaemon({
-      dir: o.dataDir, id: `ID_${n}`, host: o.host, advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host, seed: [join(layout.imageDir, image)],
+      dir: o.dataDir,
+      id: `ID_${n}`,
+      host: o.host,
+      advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host,
+      seed: [join(layout.imageDir, image)],
     }).catch(async (err: unknown) => {
       await fake?.close();
       throw err;
@@ -184,16 +188,19 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     });
   }
 
-  running.engine.storage.allowDirs((o.allowDirs ?? []).map((d) => resolve(d)));
+  running.storage.allowDirs((o.allowDirs ?? []).map((d) => resolve(d)));
   const images = new ClientImages({
-    servers: [...(daemon ? [daemon.server] : []), ...configuredServers], localDir: layout.imageDir, log: logger, secrets,
+    servers: [...(daemon ? [daemon.server] : []), ...configuredServers],
+    localDir: layout.imageDir,
+    log: logger,
+    secrets,
     // client-local uploads: the node's own check_authority (rental first, then the nonce), never a renter's disk
     authenticate: async (body) => {
       const caller = await running.node.authorizeFor('images.upload', body);
-      if (!caller) throw NodeErrors.checkAuthority(AuthFailures.noCredential);
+      if (!caller) throw AuthErrors.noCredential();
       return caller.identity.account;
     },
-    isTaskDisk: (file) => running.engine.storage.images.isTaskDisk(file),
+    isTaskDisk: (file) => running.storage.images.isTaskDisk(file),
   });
 
   const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false, images, http: o.http, authBudget: o.authBudget });
@@ -229,8 +236,7 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
 }
 
 function walkthrough(d: Devnet): string {
-  const body = (additional: object, auth: object) =>
-    JSON.stringify({ peer_nodes_list: [d.node_id], additional, ...auth });
+  const body = (additional: object, auth: object) => JSON.stringify({ peer_nodes_list: [d.node_id], additional, ...auth });
   const signed = () => {
     const s = signNonce(d.renter.seed);
     return { wallet: s.wallet, nonce: s.nonce, sign: s.sign };
@@ -240,7 +246,10 @@ function walkthrough(d: Devnet): string {
     `dbc up: GPU node ${d.node_id} ready; API ${d.api}; renter ${d.renter.wallet}`,
     `devnet written; every nonce below is single-use; fresh ones: dbc sign --seed ${d.renter.seed}`,
     ...(d.rentals === 'chain-fake'
-      ? [`rentals from a fake DBC chain at ${d.chain_rpc![0]} (the renter holds a 30-day order)`, fakeChainHelp(d.chain_rpc![0]!, { machine: d.node_id, renter: d.renter.wallet })]
+      ? [
+          `rentals from a fake DBC chain at ${d.chain_rpc![0]} (the renter holds a 30-day order)`,
+          fakeChainHelp(d.chain_rpc![0]!, { machine: d.node_id, renter: d.renter.wallet }),
+        ]
       : d.rentals === 'chain'
         ? [`rentals from the DBC chain (${d.chain_rpc!.join(', ')}): the machine id is the node id; rent it there first`]
         : []),
@@ -279,7 +288,12 @@ export function registerUp(program: Command): void {
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
     .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collectList, [])
-    .option('--image-server-secret <host:port/module=[upload_module/]user:/password-file>', 'upload credentials for an image centre (docs/storage.md); repeatable', collectList, [])
+    .option(
+      '--image-server-secret <host:port/module=[upload_module/]user:/password-file>',
+      'upload credentials for an image centre (docs/storage.md); repeatable',
+      collectList,
+      [],
+    )
     .option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)')
     .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, [])
     .option('--nonce-window <seconds>', 'replay window: used wallet nonces are remembered this long (docs/request-flow.md)', String(7 * 24 * 3600))
@@ -316,7 +330,10 @@ export function registerUp(program: Command): void {
       ...httpFromFlags(opts as HttpFlags),
     });
     const stop = () => {
-      up.close().then(() => process.exit(0), () => process.exit(1));
+      up.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

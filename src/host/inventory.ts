@@ -173,13 +173,7 @@ export class HostInventory {
   }
 
   private async collect(): Promise<HostInfo> {
-    const [osName, cpu, mem, gpus, disk] = await Promise.all([
-      this.readOs(),
-      this.readCpu(),
-      this.readMem(),
-      this.readGpus(),
-      this.readDisk(),
-    ]);
+    const [osName, cpu, mem, gpus, disk] = await Promise.all([this.readOs(), this.readCpu(), this.readMem(), this.readGpus(), this.readDisk()]);
     const gpuPassthrough = await this.readPassthrough(gpus);
     return { os: osName, cpu, mem, gpus, gpuPassthrough, disk };
   }
@@ -240,8 +234,7 @@ export class HostInventory {
       const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
       const devDir = path.join(this.sysRoot, 'dev', 'block', `${major}:${minor}`);
       // a partition has no queue/ of its own: its parent disk does
-      const flag = (await readText(path.join(devDir, 'queue', 'rotational'))) ??
-        (await readText(path.join(devDir, '..', 'queue', 'rotational')));
+      const flag = (await readText(path.join(devDir, 'queue', 'rotational'))) ?? (await readText(path.join(devDir, '..', 'queue', 'rotational')));
       return flag?.trim() === '1' ? 'HDD' : 'SSD';
     } catch {
       return 'SSD';

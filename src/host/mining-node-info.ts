@@ -42,7 +42,11 @@ function percent(ratio: number): string {
 export function maskIp(ip: string): string {
   const v4 = ip.split('.');
   if (v4.length === 4) return v4.map((p, i) => (i % 2 === 0 ? '*' : p)).join('.');
-  if (ip.includes(':')) return ip.split(':').map((p, i) => (i % 2 === 0 && p !== '' ? '*' : p)).join(':');
+  if (ip.includes(':'))
+    return ip
+      .split(':')
+      .map((p, i) => (i % 2 === 0 && p !== '' ? '*' : p))
+      .join(':');
   return ip ? '*' : '';
 }
 
@@ -66,8 +70,7 @@ export function miningNodeMessage(host: HostInfo, opts: MiningNodeOptions): obje
   const reservedThreads = host.cpu.physicalCpus * Math.max(1, host.cpu.threadsPerCore);
   const usableCores = Math.max(1, host.cpu.cores - reservedThreads);
 
-  const memReserveKiB =
-    host.mem.totalKiB > RESERVE_THRESHOLD_GIB * KiB_PER_GiB ? (opts.reservedMemGiB ?? RESERVED_MEM_GIB) * KiB_PER_GiB : 0;
+  const memReserveKiB = host.mem.totalKiB > RESERVE_THRESHOLD_GIB * KiB_PER_GiB ? (opts.reservedMemGiB ?? RESERVED_MEM_GIB) * KiB_PER_GiB : 0;
   const memSizeKiB = Math.max(0, host.mem.totalKiB - memReserveKiB);
   const memFreeKiB = Math.min(memSizeKiB, Math.max(0, host.mem.availableKiB - memReserveKiB));
 

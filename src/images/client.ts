@@ -1,7 +1,7 @@
 // The client gateway's side of images (original §2.7): its configured image centres, `image_server` ID resolution
 // for requests it relays, and the routes it answers itself when peer_nodes_list is empty (a centre's list; upload,
 // upload progress and stop from the client host's own image directory).
-import { ClientErrors, StorageErrors } from '../protocol/errors.js';
+import { ClientErrors, StorageErrors } from '../errors/index.js';
 import type { DbcBody, ImageServerSpec, RouteId } from '../protocol/types.js';
 import { listLocalImages } from './local.js';
 import { progressOf } from './node-images.js';
@@ -9,7 +9,9 @@ import { imageFilenameOf } from './names.js';
 import { listEntry, listImages, publicRsyncReason, RsyncError } from './rsync.js';
 import type { ImageServerSecrets } from './secrets.js';
 import { ImageServerRegistry, type ImageServer } from './servers.js';
-import { MemoryTransferRepo, TransferManager, type TransferLogger } from './transfers.js';
+import { MemoryTransferRepo, TransferManager } from './transfers.js';
+import { EventBus, MemoryOperationStore, Operations } from '../ops/index.js';
+import { quietLogger, type Logger } from '../util/logger.js';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,7 +19,7 @@ export interface ClientImagesOptions {
   servers: Iterable<ImageServer>;
   /** the client host's image directory (what `/data/<name>` means for a local upload) */
   localDir: string;
-  log?: TransferLogger;
+  log?: Pick<Logger, 'info' | 'warn' | 'error'>;
   bwlimitKiB?: number;
   /**
    * Who sends a local upload / progress / stop (issue 10, finding 4): the account of the body's credential
@@ -43,11 +45,10 @@ const IMAGE_SERVER_USE: Partial<Record<RouteId, 'optional' | 'required'>> = {
 /** routes the client answers itself when peer_nodes_list is empty */
 export const LOCAL_IMAGE_ROUTES: ReadonlySet<RouteId> = new Set<RouteId>(['images.list', 'images.upload', 'images.upload_progress', 'images.upload_stop']);
 
-const quiet: TransferLogger = { info() {}, warn() {}, error() {} };
-
 function idOf(additional: Record<string, unknown>): string | undefined {
   const v = additional.image_server;
   if (v === undefined || v === null || v === '' || v === 'undefined') return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any JSON value is named as String() writes it (the original's text)
   return typeof v === 'string' ? v : String(v);
 }
 
@@ -63,11 +64,17 @@ export class ClientImages {
     this.localDir = o.localDir;
     this.authenticate = o.authenticate;
     this.isTaskDisk = o.isTaskDisk ?? (() => false);
-    this.transfers = new TransferManager({ repo: new MemoryTransferRepo(), log: o.log ?? quiet, bwlimitKiB: o.bwlimitKiB, secrets: o.secrets });
+    // the gateway's own uploads run as operations too, kept in memory (it has no node database)
+    const given = o.log;
+    const log: Logger = given
+      ? { info: (obj, msg) => given.info(obj, msg), warn: (obj, msg) => given.warn(obj, msg), error: (obj, msg) => given.error(obj, msg), debug() {} }
+      : quietLogger;
+    const ops = new Operations(new MemoryOperationStore(), new EventBus(log), log);
+    this.transfers = new TransferManager({ repo: new MemoryTransferRepo(), ops, log, bwlimitKiB: o.bwlimitKiB, secrets: o.secrets });
   }
 
   private async caller(body: DbcBody | undefined): Promise<string> {
-    if (!this.authenticate || !body) throw ClientErrors.invalidParams('this route needs a wallet signature or a session');
+    if (!this.authenticate || !body) throw ClientErrors.credentialRequired();
     return this.authenticate(body);
   }
 
@@ -99,14 +106,14 @@ export class ClientImages {
    */
   private uploadable(f: { name: string; path: string }): void {
     const listed = listLocalImages(this.localDir).some((i) => i.image_name === f.name);
-    if (!listed || this.isTaskDisk(f.name)) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
+    if (!listed || this.isTaskDisk(f.name)) throw ClientErrors.imageFilenameNotExist(f.name);
   }
 
   private localFile(additional: Record<string, unknown>): { name: string; path: string } {
     const raw = additional.image_filename;
-    if (raw === undefined || raw === '' || raw === 'undefined') throw ClientErrors.invalidParams('additional no image_filename');
+    if (raw === undefined || raw === '' || raw === 'undefined') throw ClientErrors.imageFilenameEmpty();
     const name = typeof raw === 'string' ? imageFilenameOf(raw) : undefined;
-    if (!name) throw ClientErrors.invalidParams('image_filename is invalid');
+    if (!name) throw ClientErrors.imageFilenameInvalid();
     return { name, path: join(this.localDir, name) };
   }
 
@@ -118,7 +125,7 @@ export class ClientImages {
         try {
           return (await listImages(server)).map(listEntry);
         } catch (err) {
-          throw StorageErrors.listFailed(err instanceof RsyncError ? publicRsyncReason(err.stderr, err.exitCode) : 'the image server is unreachable');
+          throw err instanceof RsyncError ? StorageErrors.listFailed(publicRsyncReason(err.stderr, err.exitCode)) : StorageErrors.listServerUnreachable();
         }
       }
       case 'images.upload': {
@@ -126,7 +133,7 @@ export class ClientImages {
         const server = this.resolveFor(route, additional, true)!;
         const f = this.localFile(additional);
         this.uploadable(f);
-        if (!existsSync(f.path) || !statSync(f.path).isFile()) throw ClientErrors.invalidParams(`image_filename: /data/${f.name} not exist`);
+        if (!existsSync(f.path) || !statSync(f.path).isFile()) throw ClientErrors.imageFilenameNotExist(f.name);
         await this.transfers.startUpload({ server, localPath: f.path, file: f.name, wallet });
         return 'ok';
       }

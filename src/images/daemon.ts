@@ -87,7 +87,14 @@ export const UPLOAD_USER = 'dbc-upload';
 export const uploadModuleOf = (module: string): string => `${module}-upload`;
 
 export function rsyncdConf(o: {
-  path: string; module: string; host: string; pidFile: string; uid: number; gid: number; secretsFile: string; user?: string;
+  path: string;
+  module: string;
+  host: string;
+  pidFile: string;
+  uid: number;
+  gid: number;
+  secretsFile: string;
+  user?: string;
 }): string {
   return [
     '# written by dbc up: the local image centre',
@@ -135,15 +142,15 @@ export async function startRsyncDaemon(o: RsyncDaemonOptions): Promise<RsyncDaem
   const secretsFile = join(o.dir, 'rsyncd.secrets');
   const passwordFile = join(o.dir, 'rsyncd.password');
   const password = randomBytes(24).toString('base64url');
-  for (const [f, text] of [[secretsFile, `${UPLOAD_USER}:${password}\n`], [passwordFile, `${password}\n`]] as const) {
+  for (const [f, text] of [
+    [secretsFile, `${UPLOAD_USER}:${password}\n`],
+    [passwordFile, `${password}\n`],
+  ] as const) {
     rmSync(f, { force: true });
     writeFileSync(f, text, { mode: 0o600 });
   }
   const upload: UploadCredential = { user: UPLOAD_USER, passwordFile, uploadModule: uploadModuleOf(module) };
-  writeFileSync(
-    conf,
-    rsyncdConf({ path, module, host, pidFile, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, secretsFile }),
-  );
+  writeFileSync(conf, rsyncdConf({ path, module, host, pidFile, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, secretsFile }));
 
   killPrevious(pidFile, conf);
   const portFile = join(o.dir, 'rsyncd.port');

@@ -1,16 +1,17 @@
 // images/* on a GPU node (original §10): the node's image directory (the original's /data), downloads from and
-// uploads to image centres, deletion guarded against images in use.
+// uploads to image centres, deletion guarded against images in use. Arguments arrive as strings (node/commands/
+// storage.ts checks `additional`); a file name may still be given as `/data/<name>`.
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { StorageErrors } from '../protocol/errors.js';
+import { StorageErrors } from '../errors/index.js';
 import type { TransferRow } from '../store/tasks.js';
-import type { StorageHost } from '../storage/host.js';
+import type { StorageDeps } from '../storage/deps.js';
 import { imageFacts, rebaseUnsafe } from '../storage/qemu-extra.js';
 import { formatBytes } from '../util/format.js';
 import { listLocalImages } from './local.js';
 import { imageFilenameOf, isImageFilename, resolveRequestedDir } from './names.js';
 import type { ImageServer } from './servers.js';
-import { pct, stagingPathOf, STAGING_DIR, type TransferManager } from './transfers.js';
+import { pct, stagingPathOf, STAGING_DIR, type Finalizer, type TransferManager } from './transfers.js';
 
 export interface ProgressReply {
   status: string;
@@ -37,7 +38,7 @@ export class NodeImageService {
   private allowed: string[] = [];
 
   constructor(
-    private readonly host: StorageHost,
+    private readonly host: Pick<StorageDeps, 'store' | 'imageDir'>,
     readonly transfers: TransferManager,
   ) {}
 
@@ -69,9 +70,9 @@ export class NodeImageService {
     return out;
   }
 
-  private fileArg(raw: unknown): string {
-    if (raw === undefined || raw === '' || raw === 'undefined') throw StorageErrors.imageFilenameEmpty();
-    const name = typeof raw === 'string' ? imageFilenameOf(raw) : undefined;
+  private fileArg(raw: string): string {
+    if (raw === '' || raw === 'undefined') throw StorageErrors.imageFilenameEmpty();
+    const name = imageFilenameOf(raw);
     if (!name) throw StorageErrors.imageFilenameInvalid();
     return name;
   }
@@ -86,11 +87,10 @@ export class NodeImageService {
     return new Set(this.host.store.allDisks().map((d) => d.path));
   }
 
-  async download(wallet: string, server: ImageServer | undefined, rawFile: unknown, rawDir: unknown): Promise<TransferRow> {
+  async download(wallet: string, server: ImageServer | undefined, rawFile: string, rawDir: string): Promise<TransferRow> {
     if (!server) throw StorageErrors.noImageServer();
     const file = this.fileArg(rawFile);
-    if (rawDir === undefined || rawDir === '' || rawDir === 'undefined') throw StorageErrors.localDirEmpty();
-    if (typeof rawDir !== 'string') throw StorageErrors.localDirInvalid(String(rawDir));
+    if (rawDir === '' || rawDir === 'undefined') throw StorageErrors.localDirEmpty();
     const dir = resolveRequestedDir(rawDir, this.host.imageDir, this.allowed);
     if (!dir.ok) {
       if (dir.reason === 'invalid') throw StorageErrors.localDirInvalid(rawDir);
@@ -99,13 +99,16 @@ export class NodeImageService {
     }
     if (this.transfers.isLive('upload', file)) throw StorageErrors.inUploading(file);
     return this.transfers.startDownload({
-      server, file, destDir: dir.dir, wallet,
+      server,
+      file,
+      destDir: dir.dir,
+      wallet,
       finalize: (staging, destDir) => this.checkDownloaded(file, staging, destDir),
     });
   }
 
   /** the finalizer for downloads resumed after a restart */
-  finalizerFor(row: TransferRow): ((staging: string, destDir: string) => Promise<void>) | undefined {
+  finalizerFor(row: TransferRow): Finalizer | undefined {
     return row.kind === 'download' && !row.owner ? (staging, destDir) => this.checkDownloaded(row.file, staging, destDir) : undefined;
   }
 
@@ -136,7 +139,7 @@ export class NodeImageService {
 
   // progress and stop see only the caller's own transfers: another wallet's are answered as if there were none
   // (issue 10, finding 5); snapshot uploads belong to the snapshot's wallet
-  downloadProgress(wallet: string, rawFile: unknown): ProgressReply {
+  downloadProgress(wallet: string, rawFile: string): ProgressReply {
     const file = this.fileArg(rawFile);
     const row = this.transfers.latest('download', file, wallet);
     const reply = progressOf(row, existsSync(join(this.host.imageDir, file)), 'download');
@@ -144,13 +147,13 @@ export class NodeImageService {
     return reply;
   }
 
-  async downloadStop(wallet: string, rawFile: unknown): Promise<ProgressReply> {
+  async downloadStop(wallet: string, rawFile: string): Promise<ProgressReply> {
     const file = this.fileArg(rawFile);
     const row = await this.transfers.stop('download', file, wallet);
     return progressOf(row, false, 'download')!;
   }
 
-  async upload(wallet: string, server: ImageServer | undefined, rawFile: unknown): Promise<TransferRow> {
+  async upload(wallet: string, server: ImageServer | undefined, rawFile: string): Promise<TransferRow> {
     if (!server) throw StorageErrors.noImageServer();
     const file = this.fileArg(rawFile);
     const path = join(this.host.imageDir, file);
@@ -162,14 +165,14 @@ export class NodeImageService {
     return this.transfers.startUpload({ server, localPath: path, file, wallet });
   }
 
-  uploadProgress(wallet: string, rawFile: unknown): ProgressReply {
+  uploadProgress(wallet: string, rawFile: string): ProgressReply {
     const file = this.fileArg(rawFile);
     const reply = progressOf(this.transfers.latest('upload', file, wallet), false, 'upload');
     if (!reply) throw StorageErrors.notInUploading(file);
     return reply;
   }
 
-  async uploadStop(wallet: string, rawFile: unknown): Promise<ProgressReply> {
+  async uploadStop(wallet: string, rawFile: string): Promise<ProgressReply> {
     const file = this.fileArg(rawFile);
     const row = await this.transfers.stop('upload', file, wallet);
     return progressOf(row, false, 'upload')!;
@@ -206,7 +209,7 @@ export class NodeImageService {
    * Delete an image of the node directory. Only an image this renter downloaded (the operator's images are not
    * theirs to delete), never one in use or in transfer. A stopped download's partial file can be deleted too.
    */
-  async remove(wallet: string, rawFile: unknown): Promise<void> {
+  async remove(wallet: string, rawFile: string): Promise<void> {
     const file = this.fileArg(rawFile);
     const path = join(this.host.imageDir, file);
     const staging = stagingPathOf(path, file);

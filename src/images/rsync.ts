@@ -37,7 +37,10 @@ export const RESUMABLE_EXIT = new Set([10, 12, 20, 30, 35]);
 
 /** the most useful line of rsync's stderr: the first `rsync:` / `@ERROR` line, else the last line */
 export function rsyncReason(stderr: string, code: number | null): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const pick =
     lines.find((l) => l.startsWith('@ERROR')) ??
     lines.find((l) => /^rsync: /.test(l) && !/some files\/attrs were not transferred/.test(l)) ??
@@ -75,10 +78,10 @@ export interface RsyncRun {
 export function runRsync(args: string[], o: RsyncOptions & { onStdout?: (chunk: string) => void } = {}): RsyncRun {
   const child = spawn(o.bin ?? 'rsync', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', RSYNC_PASSWORD: undefined } });
   let stderr = '';
-  child.stdout!.setEncoding('utf8');
-  child.stderr!.setEncoding('utf8');
-  child.stdout!.on('data', (d: string) => o.onStdout?.(d));
-  child.stderr!.on('data', (d: string) => {
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => o.onStdout?.(d));
+  child.stderr.on('data', (d: string) => {
     stderr = (stderr + d).slice(-16384);
   });
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
@@ -137,12 +140,24 @@ export function listEntry(f: RemoteFile): { image_name: string; image_size: stri
  * remote rm: sync an empty directory onto it with --delete, filtered to that one name.
  */
 export async function removeRemotePartial(
-  server: ImageServer, partialDir: string, file: string, emptyDir: string, o: RsyncOptions = {}, cred?: UploadCredential,
+  server: ImageServer,
+  partialDir: string,
+  file: string,
+  emptyDir: string,
+  o: RsyncOptions = {},
+  cred?: UploadCredential,
 ): Promise<void> {
   const run = runRsync(
     [
-      '-r', '--delete', '--no-motd', ...commonArgs(o), ...(cred ? [`--password-file=${cred.passwordFile}`] : []), `--include=/${file}`, '--exclude=*',
-      `${emptyDir.replace(/\/+$/, '')}/`, rsyncUrl(server, `${partialDir}/`, cred ? { user: cred.user, module: cred.uploadModule } : undefined),
+      '-r',
+      '--delete',
+      '--no-motd',
+      ...commonArgs(o),
+      ...(cred ? [`--password-file=${cred.passwordFile}`] : []),
+      `--include=/${file}`,
+      '--exclude=*',
+      `${emptyDir.replace(/\/+$/, '')}/`,
+      rsyncUrl(server, `${partialDir}/`, cred ? { user: cred.user, module: cred.uploadModule } : undefined),
     ],
     o,
   );

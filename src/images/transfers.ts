@@ -1,51 +1,52 @@
-// Image transfers between this host and image centres, with real progress and resume.
-//
-// Download: rsync --append-verify into DIR/.dbc-transfers/<file> (same filesystem as DIR), progress = the size of
-// that file; on success the file is checked (finalize) and renamed into DIR, so a partial image never carries the
-// final name. A stopped or killed download keeps its partial file and the next download of the same file appends
-// to it (rsync verifies the whole file afterwards). A download that fails for another reason (the file vanished,
-// the disk filled up, a broken image) removes its partial file.
-//
-// Upload: rsync --partial --partial-dir=.dbc-partial to rsync://host:port/module/<file>: while running and after
-// an interruption the data lives in the centre's hidden .dbc-partial/, never under the final name; the next upload
-// of the same file resumes from it (rsync delta). Progress comes from --info=progress2.
+// Image transfers between this host and image centres, with real progress and resume. Every transfer runs in an
+// operation of the ops layer: a node-image download or upload owns its operation (image_download / image_upload,
+// locked on `download:<file>` / `upload:<file>`); a snapshot's upload runs inside the snapshot's operation
+// (storage/snapshots.ts) and reports its progress there. The rsync strategies are in rsync-jobs.ts.
 //
 // One transfer per (direction, file) at a time. Records persist (TransferRepo), so progress answers after the
-// fact, and a node restart resumes what was running (an orphaned rsync of a killed daemon is killed first).
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import os from 'node:os';
+// fact; stop() cancels the transfer's operation (rsync is ended, the partial data is kept for a resume); a node
+// shutdown leaves the operation running and the record `interrupted`, and the next start resumes it (an orphaned
+// rsync of a killed daemon is killed first).
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { StorageErrors } from '../protocol/errors.js';
+import { OperationCancelled, type OpHandle, type OpOutcome, type Operation, type Operations } from '../ops/index.js';
+import { StorageErrors } from '../errors/index.js';
 import type { TransferRepo, TransferRow, TransferStatus } from '../store/tasks.js';
-import { freeBytes, isImageFilename } from './names.js';
+import type { Logger } from '../util/logger.js';
+import { isImageFilename } from './names.js';
+import { killOrphan } from './orphans.js';
+import { RsyncError, type RsyncOptions } from './rsync.js';
 import {
-  commonArgs, publicRsyncReason, removeRemotePartial, RESUMABLE_EXIT, RsyncError, rsyncReason, runRsync, statRemote, type RsyncOptions, type RsyncRun,
-} from './rsync.js';
-import type { ImageServerSecrets, UploadCredential } from './secrets.js';
-import { formatImageServer, parseImageServer, rsyncUrl, type ImageServer } from './servers.js';
+  admitDownload,
+  admitUpload,
+  downloadJob,
+  downloadRun,
+  pct,
+  STAGING_DIR,
+  stagingPathOf,
+  uploadJob,
+  uploadRun,
+  type Finalizer,
+  type RsyncJobConfig,
+  type TransferJob,
+  type UploadRun,
+} from './rsync-jobs.js';
+import type { ImageServerSecrets } from './secrets.js';
+import { parseImageServer, type ImageServer } from './servers.js';
+import { isResumable, newTransferRow, transferKey as keyOf, TransferRuns, type TransferListener } from './transfer-runs.js';
+import type { DownloadRequest, StartedTransfer, TransferSink, UploadRequest } from './transfer-types.js';
 
-export const STAGING_DIR = '.dbc-transfers';
-export const REMOTE_PARTIAL_DIR = '.dbc-partial';
-/** headroom kept free when a download is admitted */
-const SPACE_MARGIN = 16 * 1024 * 1024;
-
-export interface TransferLogger {
-  info(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-}
-
-/** the operations table (GPU node); absent on a client */
-export interface OperationSink {
-  create(kind: string, wallet: string, taskId: string): string;
-  update(id: string, changes: { status?: 'running' | 'done' | 'failed' | 'stopped'; progress?: number; stage?: string; error?: string }): void;
-}
+export { MemoryTransferRepo } from './memory-repo.js';
+export type { DownloadRequest, StartedTransfer, TransferSink, UploadRequest } from './transfer-types.js';
+export { pct, REMOTE_PARTIAL_DIR, STAGING_DIR, stagingPathOf, type Finalizer } from './rsync-jobs.js';
+export { RsyncError };
+export type { TransferListener };
 
 export interface TransferManagerOptions extends RsyncOptions {
   repo: TransferRepo;
-  ops?: OperationSink;
-  log: TransferLogger;
+  /** the operations layer transfers run in (a node's; the client gateway builds one over MemoryOperationStore) */
+  ops: Operations;
+  log: Pick<Logger, 'info' | 'warn' | 'error'>;
   progressIntervalMs?: number;
   /** rsync --bwlimit in KiB/s (0: none); default from DBC_RSYNC_BWLIMIT */
   bwlimitKiB?: number;
@@ -53,65 +54,50 @@ export interface TransferManagerOptions extends RsyncOptions {
   secrets?: ImageServerSecrets;
 }
 
-export type FinishListener = (row: TransferRow) => void;
-
-type UploadStart = { kind: 'transferring' } | { kind: 'skipped' } | { kind: 'failed'; reason: string; public: string };
-
-interface UploadRun {
-  run: RsyncRun;
-  bytes: () => number;
-  /** settles at the first itemized line (the file is being sent) or at the exit */
-  started: Promise<UploadStart>;
+/** how a transfer that owns its operation ended, when not well (the operation's stage and error) */
+class TransferEnded extends Error {
+  constructor(
+    readonly stage: TransferStatus,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
-interface Live {
-  id: string;
-  key: string;
-  run?: RsyncRun;
-  stop?: 'user' | 'close';
-  timer?: NodeJS.Timeout;
-  finished: Promise<void>;
+function busyError(kind: TransferRow['kind'], file: string): Error {
+  return kind === 'download' ? StorageErrors.inDownloading(file) : StorageErrors.inUploading(file);
 }
 
-export interface DownloadRequest {
-  server: ImageServer;
-  file: string;
-  /** final directory (the image dir, or an allowed local_dir) */
-  destDir: string;
-  wallet: string;
-  owner?: string;
-  /** checks (and may fix) the downloaded file before it is renamed into place; throw to fail the download */
-  finalize?: (stagingPath: string, destDir: string) => Promise<void>;
-}
-
-export interface UploadRequest {
-  server: ImageServer;
-  /** local file to send */
-  localPath: string;
-  /** name on the image centre */
-  file: string;
-  wallet: string;
-  owner?: string;
-  /** an operation someone else owns (snapshot create): not created or completed here */
-  operationId?: string;
-  /** refuse when the centre already has this file (default true) */
-  refuseExisting?: boolean;
+/** a transfer that owns its operation: the outcome of that operation */
+function ownOutcome(final: TransferRow): OpOutcome {
+  if (final.status === 'done') return { stage: 'done' };
+  if (final.status === 'stopped') throw new OperationCancelled('stopped', 'stopped; start it again to resume');
+  if (final.status === 'interrupted' && final.error === 'node shutdown') {
+    return { stage: 'interrupted by a node shutdown; resumes at the next start', handedOff: true };
+  }
+  throw new TransferEnded(final.status, final.error);
 }
 
 export class TransferManager {
-  private readonly live = new Map<string, Live>();
+  private readonly runs: TransferRuns;
   /** keys reserved by a start that is still checking (between its first await and the spawn) */
   private readonly reserved = new Set<string>();
-  private readonly listeners: FinishListener[] = [];
-  private readonly finalizers = new Map<string, DownloadRequest['finalize']>();
+  private finalizeFor?: (row: TransferRow) => Finalizer | undefined;
   private closing = false;
-  private readonly bwlimit: number;
+  private readonly cfg: RsyncJobConfig;
   private secrets?: ImageServerSecrets;
 
   constructor(private readonly o: TransferManagerOptions) {
     const env = Number(process.env.DBC_RSYNC_BWLIMIT ?? 0);
-    this.bwlimit = o.bwlimitKiB ?? (Number.isFinite(env) && env > 0 ? Math.floor(env) : 0);
     this.secrets = o.secrets;
+    this.runs = new TransferRuns(o);
+    this.cfg = {
+      bin: o.bin,
+      timeoutS: o.timeoutS,
+      connectTimeoutS: o.connectTimeoutS,
+      bwlimitKiB: o.bwlimitKiB ?? (Number.isFinite(env) && env > 0 ? Math.floor(env) : 0),
+      credFor: (server) => this.secrets?.for(server),
+    };
   }
 
   /** the upload credentials this process holds (set once the centres are known) */
@@ -119,47 +105,35 @@ export class TransferManager {
     this.secrets = secrets;
   }
 
-  private credFor(server: ImageServer): UploadCredential | undefined {
-    return this.secrets?.for(server);
+  onFinish(listener: TransferListener): void {
+    this.runs.onFinish(listener);
   }
 
-  onFinish(listener: FinishListener): void {
-    this.listeners.push(listener);
+  onProgress(listener: TransferListener): void {
+    this.runs.onProgress(listener);
   }
 
-  /** resume what a previous daemon left running or interrupted by its shutdown */
-  async init(finalizeFor?: (row: TransferRow) => DownloadRequest['finalize']): Promise<void> {
-    for (const row of [...this.o.repo.transfersWithStatus('running'), ...this.o.repo.transfersWithStatus('interrupted')]) {
-      if (row.status === 'interrupted' && row.error !== 'node shutdown') continue; // killed rsync: resumed on request
-      if (row.pid > 0) await killOrphan(row.pid, row.kind === 'download' ? stagingPathOf(row.local_path, row.file) : row.local_path);
-      let server: ImageServer;
-      try {
-        server = parseImageServer(row.server);
-      } catch {
-        this.o.repo.updateTransfer(row.id, { status: 'failed', error: 'invalid image server record', pid: 0 });
-        continue;
-      }
-      this.o.log.info({ transfer: row.id, kind: row.kind, file: row.file }, 'resuming image transfer');
-      if (row.operation_id && !row.owner) this.o.ops?.update(row.operation_id, { status: 'running', error: '', stage: 'resumed after a node restart' });
-      if (row.kind === 'download') {
-        const fin = finalizeFor?.(row);
-        if (fin) this.finalizers.set(row.id, fin);
-        this.spawnDownload(row, server);
-      } else {
-        this.spawnUpload(row, server);
-      }
-    }
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * At start: resume what a previous daemon left running or interrupted by its shutdown (a transfer that belongs
+   * to another operation, e.g. a snapshot's upload, is its owner's to resume), and take over the image_download /
+   * image_upload operations ops.recover() finds unfinished.
+   */
+  async init(finalizeFor?: (row: TransferRow) => Finalizer | undefined): Promise<void> {
+    this.finalizeFor = finalizeFor;
+    this.o.ops.resumable(['image_download', 'image_upload'], (op) => this.resumeOperation(op));
+    for (const row of this.leftRunning()) if (!row.owner) await this.resume(row);
   }
 
   /** stop every rsync; their records say `interrupted` and resume at the next init */
   async close(): Promise<void> {
     this.closing = true;
-    const all = [...this.live.values()];
-    for (const l of all) {
-      l.stop = 'close';
-      l.run?.child.kill('SIGTERM');
-    }
-    await Promise.allSettled(all.map((l) => l.finished));
+    const all = this.runs.all();
+    for (const l of all) this.runs.kill(l, 'close');
+    await Promise.allSettled(all.map((l) => this.runs.ended(l.id) ?? Promise.resolve()));
   }
 
   /**
@@ -176,22 +150,25 @@ export class TransferManager {
   }
 
   isLive(kind: TransferRow['kind'], file: string): boolean {
-    return [...this.live.values()].some((l) => l.key === keyOf(kind, file)) || this.reserved.has(keyOf(kind, file));
+    const key = keyOf(kind, file);
+    return this.runs.find((l) => l.key === key) !== undefined || this.reserved.has(key);
   }
 
   /** wait for a live transfer to end (tests) */
   async settled(id: string): Promise<TransferRow | undefined> {
-    await this.live.get(id)?.finished;
+    await this.runs.ended(id);
     return this.o.repo.transfer(id);
+  }
+
+  /** a record a dead daemon left running (or interrupted by its shutdown) for this upload, to resume */
+  leftUpload(file: string, owner: string): TransferRow | undefined {
+    const row = this.latest('upload', file);
+    return row && row.owner === owner && isResumable(row) && !this.runs.get(row.id) ? row : undefined;
   }
 
   // --- download -------------------------------------------------------------------------------------------
 
-  /**
-   * rsync starts at once, while the centre is asked for the file's size in parallel (each rsync connection costs
-   * ~0.1 s of handshake): a missing file, a full disk or an unreachable centre still gets its error in the reply,
-   * and the speculative rsync is stopped and its bytes removed.
-   */
+  /** a download that owns its operation (images/download); nothing is recorded until the checks passed */
   async startDownload(req: DownloadRequest): Promise<TransferRow> {
     if (!isImageFilename(req.file)) throw StorageErrors.imageFilenameInvalid();
     const key = keyOf('download', req.file);
@@ -200,85 +177,61 @@ export class TransferManager {
     if (existsSync(dest)) throw StorageErrors.fileExists(req.file);
     this.reserved.add(key);
     try {
-      const staging = stagingPathOf(dest, req.file);
-      mkdirSync(join(req.destDir, STAGING_DIR), { recursive: true });
-      let partial = sizeOf(staging);
-      const free = freeBytes(req.destDir);
-      let run = this.downloadRun(req.server, req.file, staging);
-      const abort = async (removePartial: boolean) => {
-        run.child.kill('SIGTERM');
-        await run.done;
-        if (removePartial) rmSync(staging, { force: true });
-      };
-      let remote;
-      try {
-        remote = await statRemote(req.server, req.file, this.o);
-      } catch (err) {
-        await abort(partial === 0);
-        throw StorageErrors.listFailed(err instanceof RsyncError ? publicRsyncReason(err.stderr, err.exitCode) : 'the image server is unreachable');
-      }
-      if (!remote) {
-        await abort(true);
-        throw StorageErrors.remoteNotExist(req.file);
-      }
-      if (partial > remote.size) {
-        // a partial file of another version of the image: start over
-        await abort(true);
-        partial = 0;
-        run = this.downloadRun(req.server, req.file, staging);
-      }
-      const need = remote.size - partial;
-      if (free < need + SPACE_MARGIN) {
-        await abort(partial === 0);
-        throw StorageErrors.noSpace(req.destDir, need, free);
-      }
-      const row = this.newRow({
-        kind: 'download', file: req.file, local_path: dest, server: req.server, wallet: req.wallet, owner: req.owner ?? '',
-        total: remote.size, done: partial,
+      const { run, total, partial } = await admitDownload(this.cfg, req.server, req.file, req.destDir);
+      const row = newTransferRow({
+        kind: 'download',
+        file: req.file,
+        local_path: dest,
+        server: req.server,
+        wallet: req.wallet,
+        owner: req.owner ?? '',
+        total,
+        done: partial,
       });
-      if (req.finalize) this.finalizers.set(row.id, req.finalize);
-      this.trackDownload(row, run);
+      this.runOwned(row, downloadJob(row, run, req.finalize), false);
       return row;
     } finally {
       this.reserved.delete(key);
     }
   }
 
-  private downloadRun(server: ImageServer, file: string, staging: string): RsyncRun {
-    return runRsync(['--append-verify', '--no-motd', ...commonArgs(this.o), ...this.bwArgs(), rsyncUrl(server, file), staging], this.o);
-  }
-
-  private spawnDownload(row: TransferRow, server: ImageServer): void {
-    const staging = stagingPathOf(row.local_path, row.file);
-    mkdirSync(join(row.local_path, '..', STAGING_DIR), { recursive: true });
-    this.trackDownload(row, this.downloadRun(server, row.file, staging));
-  }
-
-  private trackDownload(row: TransferRow, run: RsyncRun): void {
-    const staging = stagingPathOf(row.local_path, row.file);
-    this.track(row, run, () => sizeOf(staging), async (result) => {
-      if (result === 'ok') {
-        const size = sizeOf(staging);
-        if (size !== row.total_bytes || !existsSync(staging)) {
-          throw new Error(`the image changed on the image server during the download (got ${size} of ${row.total_bytes} bytes)`);
-        }
-        const fin = this.finalizers.get(row.id);
-        if (fin) await fin(staging, join(row.local_path, '..'));
-        if (existsSync(row.local_path)) throw new Error(`image file:${row.file} appeared during the download`);
-        renameSync(staging, row.local_path);
-      } else {
-        rmSync(staging, { force: true });
-      }
-    });
-  }
-
   // --- upload ---------------------------------------------------------------------------------------------
 
-  /**
-   * No separate question to the centre: rsync runs with --ignore-existing --itemize-changes, and its first
-   * itemized line (`<f...`) says the file is being sent; an exit without one means the centre already had it.
-   */
+  /** an upload that owns its operation (images/upload) */
   async startUpload(req: UploadRequest): Promise<TransferRow> {
+    return (await this.admitUploadOf(req, (row, up) => this.runOwned(row, uploadJob(this.cfg, row, req.server, up), false))).row;
+  }
+
+  /**
+   * An upload inside another operation (a snapshot's): resolves once rsync sends the file (or with the refusal);
+   * `done` settles with the final record. Progress goes to sink.progress; sink.signal ends it (`stopped`).
+   */
+  async uploadWithin(req: UploadRequest, sink: TransferSink): Promise<StartedTransfer> {
+    let done!: Promise<TransferRow>;
+    const { row } = await this.admitUploadOf(req, (row, up) => {
+      row.operation_id = sink.operationId;
+      this.o.repo.insertTransfer(row);
+      done = this.followWithin(row, uploadJob(this.cfg, row, req.server, up), sink);
+    });
+    return { row, done };
+  }
+
+  /** continue, inside another operation, an upload a dead daemon left (leftUpload); undefined when it cannot be */
+  async resumeUploadWithin(left: TransferRow, sink: TransferSink): Promise<StartedTransfer | undefined> {
+    if (left.pid > 0) await killOrphan(left.pid, left.local_path);
+    const server = this.serverOf(left);
+    if (!server) return undefined;
+    const row: TransferRow = { ...left, operation_id: sink.operationId };
+    this.o.repo.updateTransfer(row.id, { operation_id: sink.operationId });
+    this.o.log.info({ transfer: row.id, kind: row.kind, file: row.file }, 'resuming image transfer');
+    return { row, done: this.followWithin(row, uploadJob(this.cfg, row, server, uploadRun(this.cfg, server, row.local_path, row.file)), sink) };
+  }
+
+  /**
+   * The checks of an upload, then `begin` with its record (not yet stored) and the rsync run. No separate question
+   * to the centre: the run's first itemized line says the file is being sent (rsync-jobs.ts uploadRun).
+   */
+  private async admitUploadOf(req: UploadRequest, begin: (row: TransferRow, up: UploadRun) => void): Promise<{ row: TransferRow; up: UploadRun }> {
     if (!isImageFilename(req.file)) throw StorageErrors.imageFilenameInvalid();
     const key = keyOf('upload', req.file);
     if (this.isLive('upload', req.file)) throw StorageErrors.inUploading(req.file);
@@ -291,87 +244,44 @@ export class TransferManager {
     if (!st.isFile()) throw StorageErrors.fileNotExist(req.file);
     this.reserved.add(key);
     try {
-      const up = this.uploadRun(req.server, req.localPath, req.file);
-      const first = await up.started;
-      if (first.kind === 'failed') {
-        this.o.log.warn({ file: req.file, server: req.server.id, reason: first.reason }, 'image upload refused');
-        throw StorageErrors.uploadFailed(first.public);
-      }
-      if (first.kind === 'skipped' && req.refuseExisting !== false) throw StorageErrors.fileExists(`${req.file} on image_server ${req.server.id}`);
-      const row = this.newRow({
-        kind: 'upload', file: req.file, local_path: req.localPath, server: req.server, wallet: req.wallet, owner: req.owner ?? '',
-        total: st.size, done: 0, operationId: req.operationId,
+      const up = await admitUpload(this.cfg, this.o.log, req);
+      const row = newTransferRow({
+        kind: 'upload',
+        file: req.file,
+        local_path: req.localPath,
+        server: req.server,
+        wallet: req.wallet,
+        owner: req.owner ?? '',
+        total: st.size,
+        done: 0,
       });
-      this.trackUpload(row, req.server, up);
-      return row;
+      try {
+        begin(row, up);
+      } catch (err) {
+        up.run.child.kill('SIGTERM');
+        throw err;
+      }
+      return { row, up };
     } finally {
       this.reserved.delete(key);
     }
   }
 
-  private uploadRun(server: ImageServer, localPath: string, file: string): UploadRun {
-    let bytes = 0;
-    let pending = '';
-    let settle: (v: UploadStart) => void = () => undefined;
-    const started = new Promise<UploadStart>((resolve) => (settle = resolve));
-    const onStdout = (chunk: string) => {
-      pending += chunk;
-      const parts = pending.split(/[\r\n]/);
-      pending = parts.pop() ?? '';
-      for (const p of parts) {
-        if (p.startsWith('<f')) settle({ kind: 'transferring' });
-        const m = /^\s*([\d,.]+)\s+\d+%/.exec(p);
-        if (m) bytes = Number(m[1]!.replace(/[,.]/g, ''));
-      }
-    };
-    // an authenticated upload module when this process holds credentials for the centre: the password comes from
-    // a file (--password-file), never from the command line
-    const cred = this.credFor(server);
-    const args = [
-      '--partial', `--partial-dir=${REMOTE_PARTIAL_DIR}`, '--ignore-existing', '--itemize-changes', '--chmod=F644', '--info=progress2',
-      '--no-motd', ...commonArgs(this.o), ...this.bwArgs(), ...(cred ? [`--password-file=${cred.passwordFile}`] : []),
-      localPath, rsyncUrl(server, file, cred ? { user: cred.user, module: cred.uploadModule } : undefined),
-    ];
-    const run = runRsync(args, { ...this.o, onStdout });
-    void run.done.then((r) =>
-      settle(r.code === 0 ? { kind: 'skipped' } : { kind: 'failed', reason: rsyncReason(r.stderr, r.code), public: publicRsyncReason(r.stderr, r.code) }),
-    );
-    return { run, bytes: () => bytes, started };
-  }
-
-  private spawnUpload(row: TransferRow, server: ImageServer): void {
-    this.trackUpload(row, server, this.uploadRun(server, row.local_path, row.file));
-  }
-
-  private trackUpload(row: TransferRow, server: ImageServer, up: UploadRun): void {
-    this.track(row, up.run, up.bytes, async (result) => {
-      if (result === 'failed') {
-        // keep no partial on the centre for a transfer that cannot be resumed
-        const empty = mkdtempSync(join(os.tmpdir(), 'dbc-empty-'));
-        try {
-          await removeRemotePartial(server, REMOTE_PARTIAL_DIR, row.file, empty, this.o, this.credFor(server));
-        } finally {
-          rmSync(empty, { recursive: true, force: true });
-        }
-      }
-    });
-  }
-
   // --- stop -----------------------------------------------------------------------------------------------
 
   /**
-   * stop the live transfer of file; its partial data is kept for a resume. With `wallet`, only a transfer that
-   * wallet started: another wallet's is answered as if there were none.
+   * stop the live transfer of file (its operation is cancelled); its partial data is kept for a resume. With
+   * `wallet`, only a transfer that wallet started: another wallet's is answered as if there were none.
    */
   async stop(kind: TransferRow['kind'], file: string, wallet?: string): Promise<TransferRow> {
-    const live = [...this.live.values()].find(
-      (l) => l.key === keyOf(kind, file) && (wallet === undefined || this.o.repo.transfer(l.id)?.wallet === wallet),
-    );
+    const live = this.runs.find((l) => l.key === keyOf(kind, file) && (wallet === undefined || this.o.repo.transfer(l.id)?.wallet === wallet));
     if (!live) throw kind === 'download' ? StorageErrors.notInDownloading(file) : StorageErrors.notInUploading(file);
-    live.stop = 'user';
-    live.run?.child.kill('SIGTERM');
-    await live.finished;
-    return this.o.repo.transfer(live.id)!;
+    // the work ends rsync on the operation's signal
+    if (!live.operationId || !this.o.ops.cancel(live.operationId)) this.runs.kill(live, 'user');
+    await this.runs.ended(live.id);
+    const row = this.o.repo.transfer(live.id);
+    if (!row) throw kind === 'download' ? StorageErrors.notInDownloading(file) : StorageErrors.notInUploading(file);
+    return row;
   }
 
   /** stop (if live) and forget a download, removing its partial file */
@@ -382,202 +292,109 @@ export class TransferManager {
 
   // --- internals ------------------------------------------------------------------------------------------
 
-  private bwArgs(): string[] {
-    return this.bwlimit > 0 ? [`--bwlimit=${this.bwlimit}`] : [];
+  /** records a dead daemon left running or interrupted by its shutdown (a killed rsync resumes on request) */
+  private leftRunning(): TransferRow[] {
+    return [...this.o.repo.transfersWithStatus('running'), ...this.o.repo.transfersWithStatus('interrupted')].filter(isResumable);
   }
 
-  private newRow(p: {
-    kind: TransferRow['kind']; file: string; local_path: string; server: ImageServer; wallet: string; owner: string;
-    total: number; done: number; operationId?: string;
-  }): TransferRow {
-    const now = Date.now();
-    const opId = p.operationId ?? this.o.ops?.create(p.kind === 'download' ? 'image_download' : 'image_upload', p.wallet, '') ?? '';
-    const row: TransferRow = {
-      id: randomUUID(),
-      kind: p.kind,
-      file: p.file,
-      local_path: p.local_path,
-      server: formatImageServer(p.server),
-      wallet: p.wallet,
-      owner: p.owner,
-      operation_id: opId,
-      status: 'running',
-      total_bytes: p.total,
-      done_bytes: p.done,
-      error: '',
-      pid: 0,
-      created_at: now,
-      updated_at: now,
-    };
-    this.o.repo.insertTransfer(row);
-    return row;
+  private serverOf(row: TransferRow): ImageServer | undefined {
+    try {
+      return parseImageServer(row.server);
+    } catch {
+      this.o.repo.updateTransfer(row.id, { status: 'failed', error: 'invalid image server record', pid: 0 });
+      return undefined;
+    }
   }
 
-  private ownsOp(row: TransferRow): boolean {
-    return row.operation_id !== '' && row.owner === '';
+  /** the resumer of image_download / image_upload operations: true when its transfer runs again */
+  private async resumeOperation(op: Operation): Promise<boolean> {
+    if (this.runs.find((l) => l.operationId === op.id)) return true;
+    const row = this.leftRunning().find((r) => r.operation_id === op.id && !r.owner);
+    return row ? this.resume(row) : false;
+  }
+
+  private async resume(row: TransferRow): Promise<boolean> {
+    if (this.runs.get(row.id)) return true;
+    if (row.pid > 0) await killOrphan(row.pid, row.kind === 'download' ? stagingPathOf(row.local_path, row.file) : row.local_path);
+    const server = this.serverOf(row);
+    if (!server) return false;
+    this.o.log.info({ transfer: row.id, kind: row.kind, file: row.file }, 'resuming image transfer');
+    let job: TransferJob;
+    if (row.kind === 'download') {
+      const staging = stagingPathOf(row.local_path, row.file);
+      mkdirSync(join(row.local_path, '..', STAGING_DIR), { recursive: true });
+      job = downloadJob(row, downloadRun(this.cfg, server, row.file, staging), this.finalizeFor?.(row));
+    } else {
+      job = uploadJob(this.cfg, row, server, uploadRun(this.cfg, server, row.local_path, row.file));
+    }
+    try {
+      this.runOwned(row, job, true);
+    } catch (err) {
+      this.o.log.warn({ transfer: row.id, err: err instanceof Error ? err.message : String(err) }, 'resuming an image transfer failed');
+      this.o.repo.updateTransfer(row.id, { status: 'interrupted', error: `interrupted: ${err instanceof Error ? err.message : String(err)}`, pid: 0 });
+      return false;
+    }
+    return true;
   }
 
   /**
-   * Follow one rsync run: progress every interval, then the outcome. `after` runs with the outcome before the
-   * record is final ('ok' may throw: the transfer then fails).
+   * A transfer that owns its operation: the operation holds the file's lock, its progress is the transfer's and
+   * its outcome follows the record's (done, stopped, failed; left running by a node shutdown). Throws the busy
+   * error (the run is ended) when the file's lock is held.
    */
-  private track(row: TransferRow, run: RsyncRun, bytesNow: () => number, after: (result: 'ok' | 'failed') => Promise<void>): void {
-    const id = row.id;
-    this.o.repo.updateTransfer(id, { status: 'running', pid: run.pid, error: '' });
-    const live: Live = { id, key: keyOf(row.kind, row.file), run, finished: Promise.resolve() };
-    const tick = () => {
-      const done = Math.min(bytesNow(), row.total_bytes);
-      if (done <= 0) return;
-      this.o.repo.updateTransfer(id, { done_bytes: done });
-      if (this.ownsOp(row)) this.o.ops?.update(row.operation_id, { progress: Math.min(99, pct(done, row.total_bytes)), stage: row.kind === 'download' ? 'downloading' : 'uploading' });
-      const cur = this.o.repo.transfer(id);
-      if (cur) this.emitProgress(cur);
-    };
-    live.timer = setInterval(tick, this.o.progressIntervalMs ?? 500);
-    live.finished = (async () => {
-      const r = await run.done;
-      clearInterval(live.timer);
-      let status: TransferStatus;
-      let error = '';
-      let keepBytes = Math.min(bytesNow(), row.total_bytes);
-      try {
-        if (live.stop === 'user') {
-          status = 'stopped';
-          error = 'stopped';
-        } else if (live.stop === 'close') {
-          status = 'interrupted';
-          error = 'node shutdown';
-        } else if (r.code === 0) {
-          await after('ok');
-          status = 'done';
-          keepBytes = row.total_bytes;
-        } else if (r.signal !== null || (r.code !== null && RESUMABLE_EXIT.has(r.code))) {
-          status = 'interrupted';
-          error = `interrupted (${r.signal ?? `rsync exit ${r.code}`}): ${publicRsyncReason(r.stderr, r.code)}; ${row.kind} again to resume`;
-        } else {
-          status = 'failed';
-          error = publicRsyncReason(r.stderr, r.code);
-        }
-        if (r.code !== 0 && !live.stop) this.o.log.warn({ transfer: id, rsync: rsyncReason(r.stderr, r.code) }, 'rsync failed');
-      } catch (err) {
-        status = 'failed';
-        error = err instanceof Error ? err.message : String(err);
-      }
-      if (status === 'failed') {
-        keepBytes = 0;
-        await after('failed').catch((err) => this.o.log.warn({ err: String(err), transfer: id }, 'cleanup after a failed transfer failed'));
-      }
-      this.o.repo.updateTransfer(id, { status, error: error.slice(0, 2000), pid: 0, done_bytes: keepBytes });
-      if (this.ownsOp(row)) {
-        if (status === 'done') this.o.ops?.update(row.operation_id, { status: 'done', progress: 100, stage: 'done' });
-        else if (status === 'stopped') this.o.ops?.update(row.operation_id, { status: 'stopped', stage: 'stopped', error: 'stopped; start it again to resume' });
-        else if (status === 'interrupted' && error === 'node shutdown') this.o.ops?.update(row.operation_id, { stage: 'interrupted by a node shutdown; resumes at the next start' });
-        else this.o.ops?.update(row.operation_id, { status: 'failed', stage: status, error: error.slice(0, 2000) });
-      }
-      this.o.log.info({ transfer: id, kind: row.kind, file: row.file, status, error }, 'image transfer ended');
-      this.finalizers.delete(id);
-      this.live.delete(id);
-      const final = this.o.repo.transfer(id);
-      if (final) for (const l of this.listeners) l(final);
-    })().catch((err) => this.o.log.error({ err: String(err), transfer: id }, 'transfer tracking failed'));
-    this.live.set(id, live);
-  }
-
-  private readonly progressListeners: FinishListener[] = [];
-  onProgress(listener: FinishListener): void {
-    this.progressListeners.push(listener);
-  }
-  private emitProgress(row: TransferRow): void {
-    for (const l of this.progressListeners) l(row);
-  }
-
-  get isClosing(): boolean {
-    return this.closing;
-  }
-}
-
-function keyOf(kind: TransferRow['kind'], file: string): string {
-  return `${kind}:${file}`;
-}
-
-export function stagingPathOf(dest: string, file: string): string {
-  return join(dest, '..', STAGING_DIR, file);
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
-
-export function pct(done: number, total: number): number {
-  if (total <= 0) return 100;
-  return Math.floor((done * 100) / total);
-}
-
-/** an rsync left running by a daemon that was killed: stop it before a new one writes the same file */
-async function killOrphan(pid: number, mustMention: string): Promise<void> {
-  let cmd: string;
-  try {
-    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return;
-  }
-  if (!cmd.startsWith('rsync') || !cmd.includes(mustMention)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 50; i++) {
+  private runOwned(row: TransferRow, job: TransferJob, resumed: boolean): void {
+    const resumeId = resumed && row.operation_id !== '' && this.o.ops.get(row.operation_id) ? row.operation_id : undefined;
+    const stage = row.kind === 'download' ? 'downloading' : 'uploading';
+    let ended!: Promise<TransferRow>;
+    let handle: OpHandle;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (/\) Z /.test(stat)) return;
-    } catch {
-      return;
+      handle = this.o.ops.start({
+        kind: row.kind === 'download' ? 'image_download' : 'image_upload',
+        taskId: '',
+        wallet: row.wallet,
+        lock: { key: keyOf(row.kind, row.file), busy: () => busyError(row.kind, row.file) },
+        resumeId,
+        onStart: (id) => {
+          row.operation_id = id;
+          if (resumed) this.o.repo.updateTransfer(row.id, { operation_id: id });
+          else this.o.repo.insertTransfer(row);
+          if (resumed) this.o.ops.progress(id, { stage: 'resumed after a node restart' });
+          ended = this.runs.follow(row, job, (cur) =>
+            this.o.ops.progress(id, { percent: pct(cur.done_bytes, cur.total_bytes), stage, bytesDone: cur.done_bytes, bytesTotal: cur.total_bytes }),
+          );
+          if (this.closing) this.runs.kill(this.runs.get(row.id), 'close');
+        },
+        work: async (ctx) => {
+          const onAbort = () => this.runs.kill(this.runs.get(row.id), 'user');
+          ctx.signal.addEventListener('abort', onAbort, { once: true });
+          if (ctx.signal.aborted) onAbort();
+          try {
+            return ownOutcome(await ended);
+          } finally {
+            ctx.signal.removeEventListener('abort', onAbort);
+          }
+        },
+        onError: (err, ctx) => {
+          if (err instanceof TransferEnded) ctx.progress({ stage: err.stage });
+        },
+      });
+    } catch (err) {
+      job.run.child.kill('SIGTERM');
+      throw err;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    this.runs.awaitOnSettle(row.id, handle.done);
   }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
+
+  /** a transfer inside another operation: that operation's signal stops it */
+  private followWithin(row: TransferRow, job: TransferJob, sink: TransferSink): Promise<TransferRow> {
+    const done = this.runs.follow(row, job, (cur) => sink.progress(cur));
+    // admitted while the node shuts down: interrupted at once, resumed at the next start
+    if (this.closing) this.runs.kill(this.runs.get(row.id), 'close');
+    const onAbort = () => this.runs.kill(this.runs.get(row.id), 'user');
+    sink.signal.addEventListener('abort', onAbort, { once: true });
+    if (sink.signal.aborted) onAbort();
+    const settled = done.finally(() => sink.signal.removeEventListener('abort', onAbort));
+    this.runs.awaitOnSettle(row.id, settled);
+    return settled;
   }
 }
-
-/** TransferRepo in memory (the client gateway's own uploads) */
-export class MemoryTransferRepo implements TransferRepo {
-  private readonly rows = new Map<string, TransferRow>();
-  private seq = 0;
-  private readonly order = new Map<string, number>();
-
-  insertTransfer(row: TransferRow): void {
-    this.rows.set(row.id, { ...row });
-    this.order.set(row.id, this.seq++);
-  }
-  updateTransfer(id: string, changes: Partial<Omit<TransferRow, 'id' | 'created_at' | 'updated_at'>>): void {
-    const r = this.rows.get(id);
-    if (r) Object.assign(r, changes, { updated_at: Date.now() });
-  }
-  transfer(id: string): TransferRow | undefined {
-    const r = this.rows.get(id);
-    return r ? { ...r } : undefined;
-  }
-  transfersOf(kind: TransferRow['kind'], file: string): TransferRow[] {
-    return [...this.rows.values()]
-      .filter((r) => r.kind === kind && r.file === file)
-      .sort((a, b) => this.order.get(b.id)! - this.order.get(a.id)!)
-      .map((r) => ({ ...r }));
-  }
-  transfersWithStatus(status: TransferStatus): TransferRow[] {
-    return [...this.rows.values()].filter((r) => r.status === status).map((r) => ({ ...r }));
-  }
-  deleteTransfer(id: string): void {
-    this.rows.delete(id);
-    this.order.delete(id);
-  }
-}
-
-export { RsyncError };

@@ -1,19 +1,19 @@
 // The bridge network mode (see driver.ts): node bridge + tap per VM + dnsmasq static leases + one nftables table
 // generated from the running VMs; LANs as a bridge + unicast VXLAN + dnsmasq per network.
 import { join } from 'node:path';
-import { NodeErrors } from '../protocol/errors.js';
+import type { Task } from '../domain/task.js';
+import { LanErrors } from '../errors/index.js';
 import type { NetworkRow } from '../store/networks.js';
-import type { TaskRow } from '../store/tasks.js';
 import { Dnsmasq } from './dnsmasq.js';
 import type { FilterRule } from './filters.js';
-import { BaseNetwork, type CommonNetOptions, type NetworkDriver, type VmNetwork } from './driver.js';
+import { BaseNetwork, type CommonNetOptions, type NetworkDriver, type NicTypes, type VmNetwork } from './driver.js';
+import { KernelForwarder, portMappingsOf, type PortForwarder } from './forwarder.js';
 import { formatCidr, formatIp, hostRange, parseCidr, parseIp, type Cidr } from './ipv4.js';
 import { deleteLink, ensureBridge, ensureTap, ensureVxlan, listLinks, setSysctl } from './links.js';
 import { allocateAddress } from './lans.js';
 import { ifSuffix, nicMac } from './mac.js';
 import { applyRuleset, type NftTask } from './nft.js';
 import type { ExtraNic } from './nic.js';
-import { parseCustomPorts } from './ports.js';
 
 /** interface name prefixes: main taps, LAN taps, LAN bridges, LAN VXLANs (all <= 15 bytes with the suffix/name) */
 export const TAP_MAIN = 'dtm';
@@ -44,7 +44,7 @@ export interface BridgeNetOptions extends CommonNetOptions {
 
 export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
   readonly mode = 'bridge' as const;
-  readonly kernelForwards = true;
+  readonly forwarder: PortForwarder = new KernelForwarder();
   private readonly cidr: Cidr;
   private readonly gateway: string;
   private mainDhcp: Dnsmasq | undefined;
@@ -83,7 +83,11 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
     await this.syncChain.catch(() => undefined);
   }
 
-  async prepare(task: TaskRow): Promise<VmNetwork> {
+  nicTypes(): NicTypes {
+    return { main: 'bridge', lan: 'bridge' };
+  }
+
+  async prepare(task: Task): Promise<VmNetwork> {
     const id = task.task_id;
     const mac = nicMac(id);
     this.assignMain(id, mac);
@@ -109,18 +113,18 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
     await deleteLink(`${TAP_LAN}${ifSuffix(taskId)}`);
   }
 
-  protected override async afterForget(task: TaskRow): Promise<void> {
+  protected override async afterForget(task: Task): Promise<void> {
     await this.mainDhcp?.setHosts(this.common.store.addressesOf('').map((a) => ({ mac: a.mac, ip: a.ip })));
     if (task.network_name) await this.refreshLan(task.network_name);
   }
 
-  sync(running: TaskRow[], busy: ReadonlySet<string> = new Set()): Promise<void> {
+  sync(running: Task[], busy: ReadonlySet<string> = new Set()): Promise<void> {
     const next = this.syncChain.catch(() => undefined).then(() => this.doSync(running, busy));
     this.syncChain = next;
     return next;
   }
 
-  private async doSync(running: TaskRow[], busy: ReadonlySet<string>): Promise<void> {
+  private async doSync(running: Task[], busy: ReadonlySet<string>): Promise<void> {
     const tasks: NftTask[] = [];
     const keepTaps = new Set<string>();
     for (const id of busy) {
@@ -132,10 +136,7 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
       if (!addr) continue;
       keepTaps.add(`${TAP_MAIN}${ifSuffix(t.task_id)}`);
       if (t.network_name) keepTaps.add(`${TAP_LAN}${ifSuffix(t.task_id)}`);
-      const forwards = [];
-      if (t.ssh_port) forwards.push({ proto: 'tcp' as const, hostFrom: t.ssh_port, hostTo: t.ssh_port, guestFrom: 22, guestTo: 22 });
-      if (t.rdp_port) forwards.push({ proto: 'tcp' as const, hostFrom: t.rdp_port, hostTo: t.rdp_port, guestFrom: 3389, guestTo: 3389 });
-      for (const m of parseCustomPorts(JSON.parse(t.custom_ports))) forwards.push(m);
+      const forwards = portMappingsOf(t);
       let filters: FilterRule[];
       try {
         filters = this.filters(t.network_filters);
@@ -182,7 +183,7 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
         await this.refreshLan(row.name);
       }
     } catch (err) {
-      throw NodeErrors.internal(`create vxlan failed: ${(err as Error).message}`);
+      throw LanErrors.vxlanCreateFailed((err as Error).message);
     }
   }
 
@@ -215,7 +216,7 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
     if (had) return had.ip;
     const range = hostRange(this.cidr)!;
     const ip = allocateAddress(this.common.store, { taskId, net: '', mac, first: range.first + 1, last: range.last });
-    if (ip === null) throw NodeErrors.internal(`no free address on ${this.o.bridge} (${formatCidr(this.cidr)})`);
+    if (ip === null) throw LanErrors.bridgeNoFreeAddress(this.o.bridge, formatCidr(this.cidr));
     return ip;
   }
 }

@@ -3,6 +3,7 @@
 // datagram, so the server parses Ethernet -> IPv4 -> UDP -> BOOTP itself and answers with whole frames.
 // Pure: no I/O. Parsers return null for anything that is not a well-formed untagged IPv4 DHCP (or ARP) frame and
 // never throw on untrusted input.
+// Above ~400 lines on purpose: one wire format (Ethernet/IPv4/UDP/BOOTP/ARP) parsed and built in one pure module.
 import { formatIp, parseIp } from './ipv4.js';
 
 export const DHCP_SERVER_PORT = 67;

@@ -15,7 +15,10 @@ import { parseCidr, parseIp, formatIp, netmask, contains, broadcast } from './ip
 import { validLinkName } from './links.js';
 import { processGone } from '../util/proc.js';
 
-export interface DhcpHost { mac: string; ip: string }
+export interface DhcpHost {
+  mac: string;
+  ip: string;
+}
 
 export interface DnsmasqConfig {
   iface: string;
@@ -41,9 +44,15 @@ export interface DnsmasqConfig {
   user?: string;
 }
 
-export interface DhcpLease { expires: number; mac: string; ip: string; hostname: string }
+export interface DhcpLease {
+  expires: number;
+  mac: string;
+  ip: string;
+  hostname: string;
+}
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+// eslint-disable-next-line no-control-regex -- refuses commas and control characters in a path handed to dnsmasq
 const BAD_PATH_CHARS = /[,\x00-\x1f\x7f]/;
 
 function checkPath(p: unknown, what: string): string {
@@ -147,7 +156,18 @@ export class Dnsmasq {
     const bin = cfg.bin ?? 'dnsmasq';
     if (bin !== 'dnsmasq') checkPath(bin, 'binary');
     if (cfg.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(cfg.user)) throw new Error(`invalid dnsmasq user: ${JSON.stringify(cfg.user)}`);
-    this.cfg = { iface: cfg.iface, dir, network: `${formatIp(net.network)}/${net.prefix}`, leaseTime, router, dns, hosts: [], bin, user: cfg.user, mtu: cfg.mtu };
+    this.cfg = {
+      iface: cfg.iface,
+      dir,
+      network: `${formatIp(net.network)}/${net.prefix}`,
+      leaseTime,
+      router,
+      dns,
+      hosts: [],
+      bin,
+      user: cfg.user,
+      mtu: cfg.mtu,
+    };
     this.hosts = normalizeHosts(cfg.hosts, this.cfg.network);
     this.runUser = cfg.user ?? (searchableByOthers(path.dirname(dir)) ? undefined : 'root');
     this.hostsFile = path.join(dir, 'hosts');
@@ -243,9 +263,17 @@ export class Dnsmasq {
       // the foreground dnsmasq exits once the daemon has bound its sockets (or reports the start-up error)
       const child = spawn(this.cfg.bin, this.args(), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
       let err = '';
-      child.stderr.on('data', (d: Buffer) => { if (err.length < 16_384) err += d.toString(); });
-      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('dnsmasq did not daemonize within 10 s')); }, 10_000);
-      child.once('error', (e) => { clearTimeout(timer); reject(new Error(`dnsmasq: ${e.message}`)); });
+      child.stderr.on('data', (d: Buffer) => {
+        if (err.length < 16_384) err += d.toString();
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error('dnsmasq did not daemonize within 10 s'));
+      }, 10_000);
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`dnsmasq: ${e.message}`));
+      });
       child.once('exit', (c) => {
         clearTimeout(timer);
         // give a still-open stderr pipe a moment to drain

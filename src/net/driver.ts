@@ -1,15 +1,18 @@
 // The network modes of a GPU node, behind one interface the task engine drives:
-//   user   - QEMU user networking with host forwards (the engine's hostfwd), LANs and multicast groups as QEMU
+//   user   - QEMU user networking with host forwards (QEMU hostfwd, forwarder.ts), LANs and multicast groups as QEMU
 //            UDP multicast segments on loopback, DHCP on LANs answered by the node itself (mcast-dhcp.ts).
 //            Unprivileged; the default of `dbc up`.
 //   bridge - a node bridge with a tap per VM, dnsmasq (static leases), nftables DNAT/masquerade/filters built
 //            from the running VMs and replaced atomically, LANs as bridge + VXLAN (unicast peers) + dnsmasq.
 // Both keep their state in the database (networks, addresses), so a restarted daemon rebuilds exactly what the
-// running VMs need: sync() is idempotent and is the only place rules are written.
-import { LanErrors, NodeErrors } from '../protocol/errors.js';
+// running VMs need: sync() is idempotent and is the only place rules are written. Ports reach a VM through the
+// mode's PortForwarder (forwarder.ts), so neither the engine nor a handler branches on the mode.
+import type { Task } from '../domain/task.js';
+import { LanErrors } from '../errors/index.js';
 import type { NetworkRow, NetworkStore } from '../store/networks.js';
-import type { TaskRow } from '../store/tasks.js';
 import type { Logger } from '../util/logger.js';
+import type { Hypervisor } from '../vm/types.js';
+import { HostfwdForwarder, type PortForwarder } from './forwarder.js';
 import { parseNetworkFilters, type FilterRule } from './filters.js';
 import { formatCidr, parseCidr, type Cidr } from './ipv4.js';
 import { LanRegistry, parseMulticast } from './lans.js';
@@ -34,26 +37,33 @@ export interface NetworkDriver {
   init(): Promise<void>;
   /** let go of sockets; bridges, taps, dnsmasq and rules stay for the running VMs */
   close(): Promise<void>;
+  /** how the task's ports reach its VM: QEMU hostfwd (user) or nftables DNAT (bridge) */
+  readonly forwarder: PortForwarder;
   /** tasks/start and tasks/modify: parsed network_filters (throws the envelope error) */
-  filters(list: unknown): FilterRule[];
+  filters(list: string[]): FilterRule[];
   /** tasks/start: network_name, multicast (throws the envelope errors); returns the LAN row if any */
   checkCreate(wallet: string, p: { networkName: string; multicast: string[] }): NetworkRow | undefined;
   /** before QEMU starts: addresses, taps, LAN segment; the NICs to give QEMU */
-  prepare(task: TaskRow): Promise<VmNetwork>;
+  prepare(task: Task): Promise<VmNetwork>;
   /** the VM is not running any more: its taps go */
   release(taskId: string): Promise<void>;
   /** the task is deleted: its addresses go */
-  forget(task: TaskRow): Promise<void>;
+  forget(task: Task): Promise<void>;
   /** rules for exactly these running VMs (idempotent, serialized); taps of `busy` tasks (starting, stopping) stay */
-  sync(running: TaskRow[], busy?: ReadonlySet<string>): Promise<void>;
+  sync(running: Task[], busy?: ReadonlySet<string>): Promise<void>;
   lanCreated(row: NetworkRow): Promise<void>;
   lanDeleted(row: NetworkRow): Promise<void>;
   /** the mode's fields of a lan list item */
   lanFields(row: NetworkRow): Record<string, unknown>;
   /** what tasks/<id> shows: the VM's address on the node bridge and on its LAN */
-  addresses(task: TaskRow): { local_ip?: string; local_address?: string[] };
-  /** forwards are kernel DNAT (bridge) rather than QEMU hostfwd (user) */
-  readonly kernelForwards: boolean;
+  addresses(task: Task): { local_ip?: string; local_address?: string[] };
+  /** the `type` of the main NIC and of the LAN NIC in tasks/<id>'s interface list */
+  nicTypes(): NicTypes;
+}
+
+export interface NicTypes {
+  main: 'user' | 'bridge';
+  lan: 'mcast' | 'bridge';
 }
 
 export interface CommonNetOptions {
@@ -75,7 +85,10 @@ export function segmentOf(vni: number): { group: string; port: number } {
 export abstract class BaseNetwork {
   readonly lans: LanRegistry;
 
-  constructor(protected readonly common: CommonNetOptions, reserved: Array<{ cidr: string; what: string }>) {
+  constructor(
+    protected readonly common: CommonNetOptions,
+    reserved: Array<{ cidr: string; what: string }>,
+  ) {
     this.lans = new LanRegistry(common.store, {
       reserved: [{ cidr: '192.168.122.0/24', what: "the hosts' default network" }, ...reserved, ...(common.reserved ?? [])],
       hostIndex: common.hostIndex ?? 0,
@@ -88,7 +101,7 @@ export abstract class BaseNetwork {
     return [];
   }
 
-  filters(list: unknown): FilterRule[] {
+  filters(list: string[]): FilterRule[] {
     return parseNetworkFilters(list, { nodeAddresses: this.nodeAddresses() });
   }
 
@@ -97,28 +110,28 @@ export abstract class BaseNetwork {
     return p.networkName === '' ? undefined : this.lans.forCreate(wallet, p.networkName);
   }
 
-  protected multicastNics(task: TaskRow, localAddr: string): ExtraNic[] {
-    const groups = parseMulticast(JSON.parse(task.multicast) as string[], LAN_GROUPS_CIDR);
+  protected multicastNics(task: Task, localAddr: string): ExtraNic[] {
+    const groups = parseMulticast(task.multicast, LAN_GROUPS_CIDR);
     return groups.map((g, i) => ({ id: `mc${i}`, kind: 'mcast', mac: nicMac(task.task_id, `mc${i}`), group: g.group, port: g.port, localAddr }));
   }
 
   /** the task's LAN row, or the envelope error when it vanished */
-  protected lanOf(task: TaskRow): NetworkRow | undefined {
+  protected lanOf(task: Task): NetworkRow | undefined {
     if (!task.network_name) return undefined;
     const row = this.lans.get(task.network_name);
     if (!row) throw LanErrors.noNetworkInfo();
     return row;
   }
 
-  async forget(task: TaskRow): Promise<void> {
+  async forget(task: Task): Promise<void> {
     if (task.network_name) this.lans.release(task.task_id, task.network_name);
     this.common.store.removeAddresses(task.task_id);
     await this.afterForget(task);
   }
 
-  protected async afterForget(_task: TaskRow): Promise<void> {}
+  protected async afterForget(_task: Task): Promise<void> {}
 
-  addresses(task: TaskRow): { local_ip?: string; local_address?: string[] } {
+  addresses(task: Task): { local_ip?: string; local_address?: string[] } {
     const out: { local_ip?: string; local_address?: string[] } = {};
     const main = this.common.store.address(task.task_id, '');
     if (main) out.local_ip = main.ip;
@@ -132,13 +145,25 @@ export abstract class BaseNetwork {
 
 // --- user mode ------------------------------------------------------------------------------------------------
 
+export interface UserNetOptions extends CommonNetOptions {
+  /** the hypervisor's monitor: forwards of a running VM change there (tasks/modify) */
+  hv: Pick<Hypervisor, 'addForward' | 'removeForward'>;
+  /** host address the forwards bind to */
+  forwardHost: string;
+}
+
 export class UserNetwork extends BaseNetwork implements NetworkDriver {
   readonly mode = 'user' as const;
-  readonly kernelForwards = false;
+  readonly forwarder: PortForwarder;
   private readonly responders = new Map<string, McastDhcpResponder>();
 
-  constructor(common: CommonNetOptions) {
-    super(common, []);
+  constructor(o: UserNetOptions) {
+    super(o, []);
+    this.forwarder = new HostfwdForwarder(o.hv, o.forwardHost);
+  }
+
+  nicTypes(): NicTypes {
+    return { main: 'user', lan: 'mcast' };
   }
 
   async init(): Promise<void> {
@@ -150,7 +175,7 @@ export class UserNetwork extends BaseNetwork implements NetworkDriver {
     this.responders.clear();
   }
 
-  async prepare(task: TaskRow): Promise<VmNetwork> {
+  async prepare(task: Task): Promise<VmNetwork> {
     const nics: ExtraNic[] = [];
     const lan = this.lanOf(task);
     if (lan) {
@@ -166,9 +191,9 @@ export class UserNetwork extends BaseNetwork implements NetworkDriver {
 
   async release(_taskId: string): Promise<void> {}
 
-  async sync(_running: TaskRow[]): Promise<void> {}
+  async sync(_running: Task[]): Promise<void> {}
 
-  protected override async afterForget(task: TaskRow): Promise<void> {
+  protected override async afterForget(task: Task): Promise<void> {
     if (task.network_name) this.refreshLeases(task.network_name);
   }
 
@@ -195,7 +220,7 @@ export class UserNetwork extends BaseNetwork implements NetworkDriver {
       await responder.start();
     } catch (err) {
       this.responders.delete(row.name);
-      throw NodeErrors.internal(`create lan ${row.name} (${formatCidr(cidr)}) failed: ${(err as Error).message}`);
+      throw LanErrors.createFailed(row.name, formatCidr(cidr), (err as Error).message);
     }
   }
 
@@ -207,7 +232,12 @@ export class UserNetwork extends BaseNetwork implements NetworkDriver {
 
   lanFields(row: NetworkRow): Record<string, unknown> {
     const seg = segmentOf(row.vni);
-    return { dhcp_interface: `mcast:${seg.group}:${seg.port}`, segment: `${seg.group}:${seg.port}`, dhcp_server: this.lans.serverIp(row), network_mode: 'user' };
+    return {
+      dhcp_interface: `mcast:${seg.group}:${seg.port}`,
+      segment: `${seg.group}:${seg.port}`,
+      dhcp_server: this.lans.serverIp(row),
+      network_mode: 'user',
+    };
   }
 
   private hostsOf(name: string): Map<string, string> {
@@ -218,5 +248,3 @@ export class UserNetwork extends BaseNetwork implements NetworkDriver {
     this.responders.get(name)?.setHosts(this.hostsOf(name));
   }
 }
-
-

@@ -1,7 +1,7 @@
 // The DBC `network_filters` security group (§7.3 of original-dbc-node.md): a list of "dir,proto,port,cidr,action"
 // strings. The original turned each item into a libvirt nwfilter rule; we parse them into FilterRule values that
 // src/net/nft.ts renders into per-VM nftables chains. Malformed items are refused with a text naming the item and why.
-import { NodeErrors } from '../protocol/errors.js';
+import { FilterErrors } from '../errors/index.js';
 import { formatCidr, parseCidr, parseIp } from './ipv4.js';
 import { jsonList } from '../util/json-list.js';
 
@@ -61,38 +61,34 @@ function quote(item: unknown): string {
   return s;
 }
 
-function bad(item: unknown, why: string): Error {
-  return NodeErrors.invalidParam(`invalid network filter ${quote(item)}: ${why}`);
-}
-
 function parsePortField(text: string, item: string): { from: number; to: number } | null {
   if (ANY_PORT.has(text)) return null;
   const m = PORT_RANGE_RE.exec(text);
   const from = m ? Number(m[1]) : NaN;
   const to = m ? (m[2] === undefined ? from : Number(m[2])) : NaN;
-  if (!m || from < 1 || to > 65535 || from > to) throw bad(item, 'port must be N or N-M within 1..65535');
+  if (!m || from < 1 || to > 65535 || from > to) throw FilterErrors.port(quote(item));
   return { from, to };
 }
 
 function parseCidrField(text: string, item: string): string | null {
   if (ANY_ADDR.has(text)) return null;
   const c = parseCidr(text, { allowBare: true });
-  if (!c) throw bad(item, 'address must be a.b.c.d or a.b.c.d/n (or 0.0.0.0/0 for any)');
+  if (!c) throw FilterErrors.address(quote(item));
   return c.prefix === 0 ? null : formatCidr(c);
 }
 
 /** one "dir,proto,port,cidr,action" item */
 export function parseNetworkFilter(item: unknown): FilterRule {
-  if (typeof item !== 'string') throw bad(item, 'must be a string "dir,proto,port,cidr,action"');
+  if (typeof item !== 'string') throw FilterErrors.notString(quote(item));
   const text = item.trim();
   const fields = text.split(',').map((f) => f.trim().toLowerCase());
   if (fields.length !== 5) {
-    throw bad(item, `expected 5 comma-separated fields "dir,proto,port,cidr,action", got ${fields.length}`);
+    throw FilterErrors.fieldCount(quote(item), fields.length);
   }
   const [dirText, protoText, portText, cidrText, actionText] = fields as [string, string, string, string, string];
 
   if (dirText !== 'in' && dirText !== 'out' && dirText !== 'inout') {
-    throw bad(item, 'direction must be in, out or inout');
+    throw FilterErrors.direction(quote(item));
   }
   const dir: FilterDir = dirText;
 
@@ -114,14 +110,14 @@ export function parseNetworkFilter(item: unknown): FilterRule {
     }
   } else if (protoText === 'all' || protoText === 'icmp') {
     protos = [protoText];
-    if (!ANY_PORT.has(portText)) throw bad(item, `port must be all for protocol ${protoText}`);
+    if (!ANY_PORT.has(portText)) throw FilterErrors.portNotAll(quote(item), protoText);
   } else {
-    throw bad(item, `protocol must be one of all, tcp, udp, icmp, ${Object.keys(ALIASES).join(', ')}`);
+    throw FilterErrors.protocol(quote(item), Object.keys(ALIASES).join(', '));
   }
 
   const cidr = parseCidrField(cidrText, item);
 
-  if (actionText !== 'accept' && actionText !== 'drop') throw bad(item, 'action must be accept or drop');
+  if (actionText !== 'accept' && actionText !== 'drop') throw FilterErrors.action(quote(item));
   const action: FilterAction = actionText;
 
   return { text, dir, protos, portFrom, portTo, cidr, action };
@@ -138,11 +134,11 @@ export function isCatchAllAccept(r: FilterRule): boolean {
  */
 export function parseNetworkFilters(list: unknown, opts: { nodeAddresses?: readonly string[] } = {}): FilterRule[] {
   const entries = jsonList(list, {
-    notJson: (text) => NodeErrors.invalidParam(`network_filters is invalid: not a JSON array: ${quote(text)}`),
-    notArray: () => NodeErrors.invalidParam('network_filters is invalid: expected an array of "dir,proto,port,cidr,action" strings'),
+    notJson: (text) => FilterErrors.notJson(quote(text)),
+    notArray: () => FilterErrors.notArray(),
   });
   if (entries.length > MAX_NETWORK_FILTERS) {
-    throw NodeErrors.invalidParam(`network_filters is invalid: at most ${MAX_NETWORK_FILTERS} rules, got ${entries.length}`);
+    throw FilterErrors.tooMany(MAX_NETWORK_FILTERS, entries.length);
   }
   const own = new Map<string, string>();
   for (const a of opts.nodeAddresses ?? []) {
@@ -151,7 +147,7 @@ export function parseNetworkFilters(list: unknown, opts: { nodeAddresses?: reado
   const rules = entries.map((item) => {
     const rule = parseNetworkFilter(item);
     const hit = rule.action === 'drop' && rule.cidr !== null ? own.get(rule.cidr) : undefined;
-    if (hit !== undefined) throw bad(item, `it would cut the node itself (${hit}) off from the VM`);
+    if (hit !== undefined) throw FilterErrors.cutsNode(quote(item), hit);
     return rule;
   });
   return [...rules.filter(isCatchAllAccept), ...rules.filter((r) => !isCatchAllAccept(r))];
@@ -166,7 +162,6 @@ export function formatFilter(r: FilterRule): string {
   } else {
     proto = r.protos[0] ?? 'all';
   }
-  const port =
-    proto === 'dns' || r.portFrom === null ? 'all' : r.portFrom === r.portTo ? String(r.portFrom) : `${r.portFrom}-${r.portTo}`;
+  const port = proto === 'dns' || r.portFrom === null ? 'all' : r.portFrom === r.portTo ? String(r.portFrom) : `${r.portFrom}-${r.portTo}`;
   return [r.dir, proto, port, r.cidr ?? '0.0.0.0/0', r.action].join(',');
 }

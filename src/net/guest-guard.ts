@@ -80,6 +80,6 @@ export async function setupGuestGuard(mode: GuestGuardMode, log: Logger, opts: {
     log.warn({ guestGuard: 'off', err: (err as Error).message }, 'guest guard off (nftables unusable): VMs in user mode can reach the services on this host');
     return { active: false, owner: null, reason: 'nft unusable' };
   }
-  log.info({ guestGuard: 'on', uid: owner.uid, table: `inet ${table}` }, 'guest guard on: QEMU runs as an unprivileged uid, kept off the host\'s own addresses');
+  log.info({ guestGuard: 'on', uid: owner.uid, table: `inet ${table}` }, "guest guard on: QEMU runs as an unprivileged uid, kept off the host's own addresses");
   return { active: true, owner, reason: 'on' };
 }

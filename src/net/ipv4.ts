@@ -59,13 +59,13 @@ export function broadcast(c: Cidr): number {
 }
 
 export function contains(c: Cidr, ip: number): boolean {
-  return ((ip & maskBits(c.prefix)) >>> 0) === c.network;
+  return (ip & maskBits(c.prefix)) >>> 0 === c.network;
 }
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   const m = maskBits(p);
-  return ((a.network & m) >>> 0) === ((b.network & m) >>> 0);
+  return (a.network & m) >>> 0 === (b.network & m) >>> 0;
 }
 
 /** usable host addresses: network+1 .. broadcast-1 (a /31 or /32 has none) */

@@ -1,15 +1,14 @@
 // Private LANs (original §11): the registry behind lan/create, lan, lan/<name>, lan/delete/<name> and
-// tasks/start's network_name. Validation with the original's texts, the VXLAN id, this host's share of each
-// LAN's addresses, and static DHCP leases for the member VMs. Devices and DHCP servers are the network driver's.
+// tasks/start's network_name. Taken names and overlaps with the original's texts (syntax: lan-input.ts), the VXLAN
+// id, this host's share of each LAN's addresses, and static DHCP leases for the member VMs. Devices and DHCP servers
+// are the network driver's; the API's LAN operations are lan-service.ts.
 import { createHash } from 'node:crypto';
-import { LanErrors } from '../protocol/errors.js';
+import { LanErrors } from '../errors/index.js';
 import type { AddressRow, NetworkRow, NetworkStore } from '../store/networks.js';
 import { contains, formatCidr, formatIp, hostRange, isMulticast, netmask, overlaps, parseCidr, parseIp, type Cidr } from './ipv4.js';
+import { checkLanName, LAN_NAME_RE, parseLanCidr } from './lan-input.js';
 
-export const LAN_NAME_RE = /^[A-Za-z0-9]{6,10}$/;
-/** LANs bigger than a /16 would make huge lease tables; smaller than a /29 leave no room for VMs */
-export const LAN_MIN_PREFIX = 16;
-export const LAN_MAX_PREFIX = 29;
+export { LAN_MAX_PREFIX, LAN_MIN_PREFIX, LAN_NAME_RE } from './lan-input.js';
 
 export interface LanRegistryOptions {
   /** networks a LAN must not overlap: the node bridge, the original's libvirt default, the host's own networks */
@@ -24,12 +23,6 @@ export interface LanRegistryOptions {
 export function vniOf(wallet: string, name: string): number {
   const h = createHash('sha256').update(`${wallet}/${name}`).digest();
   return 1 + (h.readUIntBE(0, 3) % 0xfffffe);
-}
-
-export function validateLanName(name: unknown): string {
-  if (name === undefined || name === null || name === '') throw LanErrors.nameEmpty();
-  if (typeof name !== 'string' || !LAN_NAME_RE.test(name)) throw LanErrors.nameInvalid();
-  return name;
 }
 
 export class LanRegistry {
@@ -51,8 +44,9 @@ export class LanRegistry {
 
   // --- the API's operations -----------------------------------------------------------------------------
 
-  create(wallet: string, name: unknown, ipCidr: unknown): NetworkRow {
-    const n = validateLanName(name);
+  /** lan/create: typed values from the edge (lan-input.ts parseLanCreate); refusals in the original's order */
+  create(wallet: string, name: string, ipCidr: string): NetworkRow {
+    const n = checkLanName(name);
     if (this.store.get(n)) throw LanErrors.nameExists();
     const cidr = this.validateCidr(ipCidr, wallet);
     const vni = vniOf(wallet, n);
@@ -86,8 +80,8 @@ export class LanRegistry {
   }
 
   /** tasks/start with network_name: the caller's own LAN, else the original's `can not find network info` */
-  forCreate(wallet: string, name: unknown): NetworkRow {
-    if (typeof name !== 'string' || !LAN_NAME_RE.test(name)) throw LanErrors.noNetworkInfo();
+  forCreate(wallet: string, name: string): NetworkRow {
+    if (!LAN_NAME_RE.test(name)) throw LanErrors.noNetworkInfo();
     const row = this.store.get(name);
     if (!row || row.wallet !== wallet) throw LanErrors.noNetworkInfo();
     return row;
@@ -191,40 +185,24 @@ export class LanRegistry {
     return r;
   }
 
-  private validateCidr(text: unknown, wallet: string): Cidr {
-    if (text === undefined || text === null || text === '') throw LanErrors.cidrEmpty();
-    if (typeof text !== 'string') throw LanErrors.cidrInvalid();
-    if (text.includes('192.168.122.')) throw LanErrors.cidrInvalid('192.168.122.0/24 is the hosts\' default network');
-    const c = parseCidr(text.trim());
-    if (!c) throw LanErrors.cidrInvalid('use a.b.c.d/n');
-    if (c.prefix < LAN_MIN_PREFIX || c.prefix > LAN_MAX_PREFIX) {
-      throw LanErrors.cidrInvalid(`prefix must be /${LAN_MIN_PREFIX} to /${LAN_MAX_PREFIX}`);
-    }
-    const first = c.network >>> 24;
-    if (first === 0 || first === 127 || first >= 224 || isMulticast(c.network) || (first === 169 && (c.network >>> 16 & 255) === 254)) {
-      throw LanErrors.cidrInvalid(`${formatCidr(c)} is not a usable unicast network`);
-    }
-    const slice = Math.floor(((hostRange(c)?.last ?? 0) - (hostRange(c)?.first ?? 0) + 1 - this.opts.hostCount) / this.opts.hostCount);
-    if (slice < 1) throw LanErrors.cidrInvalid(`${formatCidr(c)} is too small for ${this.opts.hostCount} hosts`);
+  private validateCidr(text: string, wallet: string): Cidr {
+    const c = parseLanCidr(text, this.opts.hostCount);
     for (const r of this.reserved) {
-      if (overlaps(c, r.cidr)) throw LanErrors.cidrInvalid(`${formatCidr(c)} overlaps ${r.what} ${r.text}`);
+      if (overlaps(c, r.cidr)) throw LanErrors.cidrReserved(formatCidr(c), r.what, r.text);
     }
     // the same renter's LANs are reachable from one VM at a time only, but two of them with overlapping ranges on
     // one host would make the host's own DHCP addresses ambiguous; other renters' LANs are separate segments
     for (const other of this.store.all()) {
       if (other.wallet !== wallet) continue;
       const oc = parseCidr(other.ip_cidr);
-      if (oc && overlaps(c, oc)) throw LanErrors.cidrExists(`${formatCidr(c)} overlaps network ${other.name} (${other.ip_cidr})`);
+      if (oc && overlaps(c, oc)) throw LanErrors.cidrOverlapsNetwork(formatCidr(c), other.name, other.ip_cidr);
     }
     return c;
   }
 }
 
 /** records the lowest address of [first, last] that `net` has not handed out yet for the task; null when full */
-export function allocateAddress(
-  store: NetworkStore,
-  a: { taskId: string; net: string; mac: string; first: number; last: number },
-): string | null {
+export function allocateAddress(store: NetworkStore, a: { taskId: string; net: string; mac: string; first: number; last: number }): string | null {
   const used = new Set(store.addressesOf(a.net).map((r) => parseIp(r.ip)));
   for (let ip = a.first; ip <= a.last; ip++) {
     if (used.has(ip)) continue;

@@ -21,6 +21,7 @@ function checkName(name: unknown, what = 'link name'): string {
 
 function checkMtu(mtu: unknown): number | undefined {
   if (mtu === undefined) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- names whatever value the caller passed, as String() writes it
   if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new Error(`invalid mtu: ${String(mtu)}`);
   return mtu;
 }
@@ -157,7 +158,10 @@ export async function ensureTap(name: string, bridge: string, opts: { mtu?: numb
   }
 }
 
-interface FdbEntry { mac?: string; dst?: string }
+interface FdbEntry {
+  mac?: string;
+  dst?: string;
+}
 
 async function vxlanPeers(name: string): Promise<string[]> {
   const out = await bridgeCmd(['-j', 'fdb', 'show', 'dev', name]);
@@ -186,11 +190,15 @@ export async function ensureVxlan(
   if (localNum === null) throw new Error(`invalid vxlan local address: ${JSON.stringify(opts.local)}`);
   const local = formatIp(localNum);
   if (!Array.isArray(opts.peers)) throw new Error('invalid vxlan peers');
-  const peers = [...new Set(opts.peers.map((p) => {
-    const n = parseIp(p);
-    if (n === null) throw new Error(`invalid vxlan peer: ${JSON.stringify(p)}`);
-    return formatIp(n);
-  }))].filter((p) => p !== local);
+  const peers = [
+    ...new Set(
+      opts.peers.map((p) => {
+        const n = parseIp(p);
+        if (n === null) throw new Error(`invalid vxlan peer: ${JSON.stringify(p)}`);
+        return formatIp(n);
+      }),
+    ),
+  ].filter((p) => p !== local);
 
   const create = ['ip', 'link', 'add', name, 'type', 'vxlan', 'id', String(vni), 'local', local, 'dstport', String(port), 'nolearning'];
   let info = await linkInfo(name);

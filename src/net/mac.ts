@@ -8,7 +8,9 @@ export function nicMac(taskId: string, nic = 'net0'): string {
   if (!ID.test(taskId)) throw new Error(`invalid task id: ${JSON.stringify(taskId)}`);
   if (!ID.test(nic)) throw new Error(`invalid nic id: ${JSON.stringify(nic)}`);
   // net0 keeps the derivation older VMs got their MAC from (sha256 of the task id)
-  const h = createHash('sha256').update(nic === 'net0' ? taskId : `${taskId}/${nic}`).digest();
+  const h = createHash('sha256')
+    .update(nic === 'net0' ? taskId : `${taskId}/${nic}`)
+    .digest();
   return ['52', '54', '00', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 

@@ -50,8 +50,6 @@ export interface McastDhcpStats {
   arps: number;
 }
 
-export type McastDhcpLog = Pick<Logger, 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>;
-
 const ZERO = '0.0.0.0';
 
 function checkIp(what: string, v: unknown): string {
@@ -106,7 +104,7 @@ export class McastDhcpResponder {
 
   constructor(
     cfg: McastSegmentConfig,
-    private readonly log?: McastDhcpLog,
+    private readonly log?: Pick<Logger, 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>,
   ) {
     this.group = checkIp('multicast group', cfg.group);
     if (!isMulticast(parseIp(this.group)!)) throw new Error(`${this.group} is not a multicast group (224.0.0.0/4)`);

@@ -275,13 +275,17 @@ export function renderRuleset(s: NftState): string {
   // locally generated connections to a forwarded port (the host itself, e.g. a health check)
   chains.push(chain('output', ['type nat hook output priority -100; policy accept;', 'jump portfwd']));
   const portfwd: string[] =
-    c.hostIps.length > 0
-      ? [`ip daddr != ${ipSet(c.hostIps)} return`]
-      : ['fib daddr type != local return', 'ip daddr 127.0.0.0/8 return'];
+    c.hostIps.length > 0 ? [`ip daddr != ${ipSet(c.hostIps)} return`] : ['fib daddr type != local return', 'ip daddr 127.0.0.0/8 return'];
   const withForwards = c.tasks.filter((t) => t.forwards.length > 0);
   for (const t of withForwards) portfwd.push(`jump t_${t.taskId}`);
   chains.push(chain('portfwd', portfwd));
-  for (const t of withForwards) chains.push(chain(`t_${t.taskId}`, t.forwards.map((f) => forwardRuleText(f, t.vmIp))));
+  for (const t of withForwards)
+    chains.push(
+      chain(
+        `t_${t.taskId}`,
+        t.forwards.map((f) => forwardRuleText(f, t.vmIp)),
+      ),
+    );
 
   // --- SNAT: the VMs' outbound traffic; hairpin (a VM reaching a forwarded port of the host) -----------------
   const net = formatCidr(c.bridge.cidr);

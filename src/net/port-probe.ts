@@ -5,16 +5,17 @@
 // the renter may see: `tasks/start` must not answer a false `ssh_port is occupied`.
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { DbcError, E_DEFAULT } from '../protocol/errors.js';
+import { DbcError, NodeErrors } from '../errors/index.js';
 
 const NOT_FREE = new Set(['EADDRINUSE', 'EACCES']);
 
+/** a registry error (NodeErrors.portProbe*) that also carries the errno */
 export class PortProbeError extends DbcError {
   constructor(
     readonly errno: string,
-    message: string,
+    from: DbcError,
   ) {
-    super('DBC_ERR_PORT_PROBE', E_DEFAULT, message, 200);
+    super(from.code, from.errcode, from.message, from.httpStatus);
     this.name = 'PortProbeError';
   }
 }
@@ -24,10 +25,10 @@ export function probeFailure(err: unknown): false | PortProbeError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? 'UNKNOWN';
   if (NOT_FREE.has(code)) return false;
   if (code === 'EMFILE' || code === 'ENFILE') {
-    return new PortProbeError(code, 'internal error: host is out of file descriptors, try again later');
+    return new PortProbeError(code, NodeErrors.portProbeFds());
   }
-  if (code === 'ENOBUFS' || code === 'ENOMEM') return new PortProbeError(code, 'internal error: host is out of memory for sockets, try again later');
-  return new PortProbeError(code, `internal error: cannot probe host ports (${code})`);
+  if (code === 'ENOBUFS' || code === 'ENOMEM') return new PortProbeError(code, NodeErrors.portProbeMemory());
+  return new PortProbeError(code, NodeErrors.portProbeFailed(code));
 }
 
 export async function isHostPortFree(port: number, host: string, proto: 'tcp' | 'udp'): Promise<boolean> {

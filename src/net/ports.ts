@@ -1,7 +1,7 @@
 // The original custom_port syntax (§6.3/§7 of original-dbc-node.md): "tcp,123", "udp,111:222", "tcp,333-444",
 // "tcp,555-666:777-888". The original skipped malformed entries silently; we refuse them so a renter learns why a
 // port is not reachable.
-import { NodeErrors } from '../protocol/errors.js';
+import { NodeErrors } from '../errors/index.js';
 import { jsonList } from '../util/json-list.js';
 import type { HostForward } from '../vm/types.js';
 

@@ -1,4 +1,4 @@
-// Builds a GPU node from a data dir: database, identity, authenticator, rentals, inventory, hypervisor, engine.
+// Builds a GPU node from a data dir: database, identity, authenticator, rentals, inventory, hypervisor, task services.
 // Used by `dbc up` (in-process) and `dbc node` (networked, a later issue).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -7,13 +7,16 @@ import { Authenticator, type AuthenticatorOptions } from '../auth/authenticator.
 import { loadOrCreateNodeIdentity, type NodeIdentity } from '../auth/identity.js';
 import { cryptoReady } from '../auth/verify.js';
 import { HostInventory } from '../host/inventory.js';
-import { NodeErrors } from '../protocol/errors.js';
+import { NodeErrors } from '../errors/index.js';
 import { DBC_VERSION } from '../protocol/types.js';
 import { LocalRentals } from '../rental/local.js';
 import type { RentalSource } from '../rental/types.js';
 import { openDb, type Db } from '../store/db.js';
 import { TaskStore } from '../store/tasks.js';
-import { TaskEngine, type Logger } from '../vm/engine.js';
+import type { Logger } from '../util/logger.js';
+import type { TaskLifecycle } from '../vm/lifecycle.js';
+import type { StorageService } from '../storage/service.js';
+import { buildTaskServices, type TaskServices } from './services.js';
 import { QemuHypervisor } from '../vm/qemu.js';
 import type { Hypervisor } from '../vm/types.js';
 import { GpuNode, type ExpiryPolicy } from './gpu-node.js';
@@ -71,15 +74,15 @@ export interface NodeOptions {
   imageSecrets?: ImageServerSecrets;
 }
 
-async function buildNetwork(cfg: NetworkConfig, env: { db: Db; dataDir: string; logger: Logger }): Promise<NetworkDriver> {
+async function buildNetwork(cfg: NetworkConfig, env: { db: Db; dataDir: string; logger: Logger; hv: Hypervisor; forwardHost: string }): Promise<NetworkDriver> {
   const common = { store: new NetworkStore(env.db), log: env.logger, now: () => Date.now() };
-  if (cfg.mode === 'user') return new UserNetwork(common);
+  if (cfg.mode === 'user') return new UserNetwork({ ...common, hv: env.hv, forwardHost: env.forwardHost });
   const underlay = cfg.underlay ?? (await defaultRouteSource())?.src;
   if (!underlay) throw new Error('bridge mode needs an underlay address (--lan-local) when the host has no default route');
   const peers = [...new Set((cfg.peers ?? []).filter((p) => p !== underlay))];
   for (const p of [underlay, ...peers]) if (parseIp(p) === null) throw new Error(`invalid LAN host address ${p}`);
   // every host sorts the same address list, so each takes a different slice of every LAN's addresses
-  const hosts = [underlay, ...peers].sort((a, b) => (parseIp(a)! - parseIp(b)!));
+  const hosts = [underlay, ...peers].sort((a, b) => parseIp(a)! - parseIp(b)!);
   return new BridgeNetwork({
     ...common,
     hostIndex: hosts.indexOf(underlay),
@@ -109,7 +112,11 @@ export function nodeLayout(dataDir: string): NodeLayout {
 
 export interface RunningNode {
   node: GpuNode;
-  engine: TaskEngine;
+  /** every task-side service (ops, events, lifecycle, storage, LANs, reconciler) */
+  services: TaskServices;
+  /** the VM lifecycle */
+  tasks: TaskLifecycle;
+  storage: StorageService;
   db: Db;
   identity: NodeIdentity;
   rentals: RentalSource;
@@ -125,54 +132,55 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
   const db = openDb(layout.dbFile);
   const auth = new Authenticator(db, opts.auth);
   const rentals =
-    typeof opts.rentals === 'function'
-      ? opts.rentals({ nodeId: identity.nodeId, db, logger: opts.logger })
-      : (opts.rentals ?? new LocalRentals(db));
+    typeof opts.rentals === 'function' ? opts.rentals({ nodeId: identity.nodeId, db, logger: opts.logger }) : (opts.rentals ?? new LocalRentals(db));
   const inventory = new HostInventory({ dataDir: opts.dataDir });
   const netCfg = opts.network ?? { mode: 'user' };
   // user mode: keep guests off the host's own services (QEMU -runas + nftables); bridge mode locks them out itself
   const guard = netCfg.mode === 'user' && !opts.hypervisor ? await setupGuestGuard(netCfg.guestGuard ?? 'auto', opts.logger) : null;
   const hv = opts.hypervisor ?? new QemuHypervisor({ logger: opts.logger, runAs: guard?.owner ?? null });
-  const network = await buildNetwork(opts.network ?? { mode: 'user' }, { db, dataDir: opts.dataDir, logger: opts.logger });
-  const engine = new TaskEngine(
+  const network = await buildNetwork(opts.network ?? { mode: 'user' }, { db, dataDir: opts.dataDir, logger: opts.logger, hv, forwardHost: opts.forwardHost });
+  const services = buildTaskServices(
     new TaskStore(db),
     hv,
+    network,
     {
       imageDir: layout.imageDir,
       vmDir: layout.vmDir,
       forwardHost: opts.forwardHost,
       vncListen: opts.vncListen,
-      publicHost: opts.publicHost,
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
       hostCores: os.cpus().length,
       hostMemGiB: () => Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
       passthroughGpus: async () => (await inventory.snapshot()).gpuPassthrough.filter((g) => g.vfioReady).map((g) => g.pciBusId),
       reconcileIntervalMs: opts.reconcileIntervalMs,
-      network,
       lanIdleMs: opts.lanIdleMs,
       storage: { diskOvercommit: opts.diskOvercommit, secrets: opts.imageSecrets },
     },
     opts.logger,
   );
-  await engine.init();
+  await services.start();
   const node = new GpuNode(
     {
       nodeId: identity.nodeId,
       name: opts.name ?? os.hostname(),
       version: DBC_VERSION,
-      engine,
+      tasks: services.tasks,
+      storage: services.storage,
+      lans: services.lans,
+      net: network,
+      ops: services.ops,
+      events: services.events,
       auth,
       rentals,
       inventory,
       imageDir: layout.imageDir,
       publicHost: opts.publicHost,
-      networkMode: network.mode,
       now: () => Date.now(),
       dropCaches: async () => {
         try {
           writeFileSync('/proc/sys/vm/drop_caches', '3\n');
         } catch (err) {
-          throw NodeErrors.generic(`free memory failed: ${(err as Error).message}`);
+          throw NodeErrors.freeMemoryFailed((err as Error).message);
         }
       },
     },
@@ -185,14 +193,16 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
   node.start();
   return {
     node,
-    engine,
+    services,
+    tasks: services.tasks,
+    storage: services.storage,
     db,
     identity,
     rentals,
     layout,
     async close() {
       node.stop();
-      await engine.close();
+      await services.close();
       db.close();
     },
   };

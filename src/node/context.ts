@@ -1,23 +1,36 @@
-// What a GPU-node handler may use. Handlers are functions of (context, request, caller) -> message; they never
-// spawn processes themselves (the engine and the host modules do).
+// What a GPU-node handler may use. Handlers are functions of (context, request, caller) -> message; they turn
+// `additional` into typed commands and call services; they never spawn processes themselves.
 import type { Authenticator, Identity } from '../auth/authenticator.js';
 import type { HostInventory } from '../host/inventory.js';
 import type { NodeRequest } from '../protocol/types.js';
 import type { Rental, RentalSource } from '../rental/types.js';
-import type { TaskEngine } from '../vm/engine.js';
+import type { NetworkDriver } from '../net/driver.js';
+import type { LanService } from '../net/lan-service.js';
+import type { EventBus, Operations } from '../ops/index.js';
+import type { StorageService } from '../storage/service.js';
+import type { TaskLifecycle } from '../vm/lifecycle.js';
 
 export interface NodeContext {
   nodeId: string;
   name: string;
   version: string;
-  engine: TaskEngine;
+  /** the VM lifecycle (vm/lifecycle.ts) */
+  tasks: TaskLifecycle;
+  /** disks, snapshots, node images and transfers */
+  storage: StorageService;
+  /** private LANs */
+  lans: LanService;
+  /** the node's network mode: addresses, NIC kinds */
+  net: NetworkDriver;
+  /** operations (progress, outcome) and the node's event bus */
+  ops: Operations;
+  events: EventBus;
   auth: Authenticator;
   rentals: RentalSource;
   inventory: HostInventory;
   imageDir: string;
   /** address shown as ssh_ip / in machine info */
   publicHost: string;
-  networkMode: 'user' | 'bridge';
   now: () => number;
   /** drop host page caches (mining_nodes/free_memory) */
   dropCaches: () => Promise<void>;

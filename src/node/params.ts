@@ -1,14 +1,18 @@
 // Turns the `additional` object of tasks/start and tasks/modify into typed values, with the original's texts.
 // Values arrive as JSON strings ("cpu_cores":"4"); numbers are accepted too; "undefined" and "" mean absent.
-import { NodeErrors } from '../protocol/errors.js';
-import { parseCustomPorts, type PortMapping } from '../net/ports.js';
-import type { BiosMode, GuestOs, NicModel } from '../vm/types.js';
+import { NodeErrors } from '../errors/index.js';
+import { parseCustomPorts } from '../net/ports.js';
+import type { CreateParams, ModifyParams } from '../domain/commands.js';
+import { IMAGE_NAME_RE, TASK_ID_RE } from '../domain/ids.js';
+import type { GuestOs } from '../domain/vm-kinds.js';
+
+export type { CreateParams, ModifyParams } from '../domain/commands.js';
 
 export function optString(additional: Record<string, unknown>, key: string): string | undefined {
   const v = additional[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v !== 'string') throw NodeErrors.invalidParam(`${key} is invalid`);
+  if (typeof v !== 'string') throw NodeErrors.paramInvalid(key);
   const s = v.trim();
   if (s === '' || s === 'undefined' || s === 'null') return undefined;
   return s;
@@ -25,7 +29,7 @@ function optList(additional: Record<string, unknown>, key: string): string[] {
       list = [v];
     }
   }
-  if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) throw NodeErrors.invalidParam(`${key} is invalid`);
+  if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) throw NodeErrors.paramInvalid(key);
   return (list as string[]).map((s) => s.trim()).filter((s) => s !== '');
 }
 
@@ -34,13 +38,13 @@ const DIGITS = /^\d{1,10}$/;
 /** the original's port texts: `<key> is empty`, `<key> is not digit` */
 function requiredPort(additional: Record<string, unknown>, key: string): number {
   const s = optString(additional, key);
-  if (s === undefined) throw NodeErrors.invalidParam(`${key} is empty`);
-  if (!DIGITS.test(s)) throw NodeErrors.invalidParam(`${key} is not digit`);
+  if (s === undefined) throw NodeErrors.paramEmpty(key);
+  if (!DIGITS.test(s)) throw NodeErrors.paramNotDigit(key);
   const n = Number(s);
   if (key === 'vnc_port' || key === 'new_vnc_port') {
     if (n < 5900 || n > 65535) throw NodeErrors.vncPortRange();
   } else if (n < 1 || n > 65535) {
-    throw NodeErrors.invalidParam(`${key} is invalid (usage: [1, 65535])`);
+    throw NodeErrors.portParamInvalid(key);
   }
   return n;
 }
@@ -55,34 +59,6 @@ function positiveInt(additional: Record<string, unknown>, key: string, err: () =
   const n = Number(s);
   if (n <= 0) throw err();
   return n;
-}
-
-export const TASK_ID_RE = /^[A-Za-z0-9]+$/;
-/** what any task id the node holds looks like (ours: base58, client-proposed, or vm_check_<ts>) */
-export const STORED_TASK_ID_RE = /^[A-Za-z0-9_]{1,64}$/;
-export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-export interface CreateParams {
-  taskId?: string;
-  imageName: string;
-  desc: string;
-  os: GuestOs;
-  biosMode: BiosMode;
-  sshPort: number;
-  rdpPort: number;
-  vncPort: number;
-  gpuCount: number;
-  cpuCores: number;
-  memGb: number;
-  diskGb: number;
-  dataFileName?: string;
-  customPorts: string[];
-  customMappings: PortMapping[];
-  multicast: string[];
-  networkName: string;
-  networkFilters: string[];
-  publicIp: string;
-  nicModel: NicModel;
 }
 
 export function parseCreateParams(additional: Record<string, unknown>): CreateParams {
@@ -100,15 +76,15 @@ export function parseCreateParams(additional: Record<string, unknown>): CreatePa
 
   const biosRaw = (optString(additional, 'bios_mode') ?? 'legacy').toLowerCase();
   if (biosRaw !== 'legacy' && biosRaw !== 'uefi' && biosRaw !== 'pxe') throw NodeErrors.unsupportedBios(biosRaw);
-  const biosMode = biosRaw as BiosMode;
+  const biosMode = biosRaw;
 
   const imageName = optString(additional, 'image_name');
   if (imageName === undefined) throw NodeErrors.imageNameEmpty();
   if (!imageName.endsWith('.qcow2')) throw NodeErrors.imageExtension();
   if (!IMAGE_NAME_RE.test(imageName)) throw NodeErrors.imageNotExist(`/data/${imageName.slice(0, 128)}`);
 
-  const sshPort = os === 'linux' ? requiredPort(additional, 'ssh_port') : optPort(additional, 'ssh_port') ?? 0;
-  const rdpPort = os === 'windows' ? requiredPort(additional, 'rdp_port') : optPort(additional, 'rdp_port') ?? 0;
+  const sshPort = os === 'linux' ? requiredPort(additional, 'ssh_port') : (optPort(additional, 'ssh_port') ?? 0);
+  const rdpPort = os === 'windows' ? requiredPort(additional, 'rdp_port') : (optPort(additional, 'rdp_port') ?? 0);
   const vncPort = requiredPort(additional, 'vnc_port');
   if (sshPort && rdpPort && sshPort === rdpPort) throw NodeErrors.samePorts();
   if ((sshPort && sshPort === vncPort) || (rdpPort && rdpPort === vncPort)) throw NodeErrors.portConflict('vnc_port', vncPort);
@@ -125,13 +101,13 @@ export function parseCreateParams(additional: Record<string, unknown>): CreatePa
   if (dataFileName !== undefined && !IMAGE_NAME_RE.test(dataFileName)) throw NodeErrors.dataFileNotExist(`/data/${dataFileName.slice(0, 128)}`);
 
   const customPorts = optList(additional, 'custom_port');
-  const customMappings = parseCustomPorts(customPorts);
+  parseCustomPorts(customPorts); // throws custom_port is invalid: <entry>
 
   const nicRaw = (optString(additional, 'interface_model_type') ?? 'virtio').toLowerCase();
   if (nicRaw !== 'virtio' && nicRaw !== 'e1000' && nicRaw !== 'rtl8139') throw NodeErrors.interfaceModel();
 
   const desc = optString(additional, 'desc') ?? '';
-  if (desc.length > 1024) throw NodeErrors.invalidParam('desc is too long (max 1024 characters)');
+  if (desc.length > 1024) throw NodeErrors.descTooLong();
 
   return {
     taskId,
@@ -148,26 +124,12 @@ export function parseCreateParams(additional: Record<string, unknown>): CreatePa
     diskGb,
     dataFileName,
     customPorts,
-    customMappings,
     multicast: optList(additional, 'multicast'),
     networkName: optString(additional, 'network_name') ?? '',
     networkFilters: optList(additional, 'network_filters'),
     publicIp: optString(additional, 'public_ip') ?? '',
-    nicModel: nicRaw as NicModel,
+    nicModel: nicRaw,
   };
-}
-
-export interface ModifyParams {
-  sshPort?: number;
-  rdpPort?: number;
-  vncPort?: number;
-  customPorts?: string[];
-  customMappings?: PortMapping[];
-  gpuCount?: number;
-  cpuCores?: number;
-  memGb?: number;
-  networkFilters?: string[];
-  publicIp?: string;
 }
 
 export function parseModifyParams(additional: Record<string, unknown>): ModifyParams {
@@ -178,7 +140,7 @@ export function parseModifyParams(additional: Record<string, unknown>): ModifyPa
   if (p.sshPort && p.rdpPort && p.sshPort === p.rdpPort) throw NodeErrors.samePorts();
   if (additional.new_custom_port !== undefined && additional.new_custom_port !== 'undefined') {
     p.customPorts = optList(additional, 'new_custom_port');
-    p.customMappings = parseCustomPorts(p.customPorts);
+    parseCustomPorts(p.customPorts);
   }
   const gpu = optString(additional, 'new_gpu_count');
   if (gpu !== undefined) {

@@ -52,7 +52,7 @@ export function bindingMessage(r: BindingRecord): string {
 export interface MakeBindingOptions {
   nodeId: string;
   /** sr25519 signature (hex, with or without 0x) over the UTF-8 message */
-  sign(message: string): string;
+  sign: (message: string) => string;
   peerId: string;
   addrs: string[];
   version: string;

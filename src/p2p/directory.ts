@@ -7,6 +7,7 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { BindingCache, type OfferResult, type SignedBinding } from './binding.js';
 import type { Host } from './host.js';
+import type { Logger } from '../util/logger.js';
 import { asError, describeReadError, framed } from './rpc.js';
 
 export const BINDING_PUSH_PROTOCOL = '/dbc/binding/push/1.0.0';
@@ -19,23 +20,18 @@ const IO_TIMEOUT_MS = 5_000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-export interface DirectoryLogger {
-  debug(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
-
 export interface DirectoryOptions {
   /** answer list requests (seeds and clients) */
   serveList: boolean;
   /** called with each record that is new or newer than the one known */
   onAccepted?: (b: SignedBinding) => void;
-  logger?: DirectoryLogger;
+  logger?: Pick<Logger, 'debug' | 'warn'>;
   now?: () => number;
 }
 
 export class BindingDirectory {
   readonly cache: BindingCache;
-  private readonly log?: DirectoryLogger;
+  private readonly log?: Pick<Logger, 'debug' | 'warn'>;
   /** records refused so far (forged, expired, malformed): visible to tests and logs */
   rejected = 0;
 

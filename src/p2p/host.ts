@@ -15,7 +15,7 @@ import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p } from 'libp2p';
+import { createLibp2p, type ServiceFactoryMap } from 'libp2p';
 import { BINDING_DHT_NAMESPACE, selectBindingRecord, validateBindingRecord } from './binding.js';
 
 export type Role = 'seed' | 'node' | 'client';
@@ -86,7 +86,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
   if (o.role === 'node' && (o.relay || o.relayOnly)) listen.push('/p2p-circuit');
   const dhtServer = o.dhtServer ?? o.role !== 'client';
 
-  const services: Record<string, (components: any) => unknown> = {
+  const services: ServiceFactoryMap<DbcServices> = {
     identify: identify(),
     // the connection monitor, kad-dht (it pings every new contact before adding it to the routing table) and callers
     // ping concurrently: one outbound ping stream per connection (the default) makes kad drop the contact
@@ -130,9 +130,9 @@ export async function createHost(o: HostOptions): Promise<Host> {
       maxIncomingPendingConnections: 256,
       dialTimeout: 10_000,
     },
-    services: services as any,
+    services,
   });
-  return node as unknown as Host;
+  return node;
 }
 
 /** the host's addresses with /p2p/<peer id>, as written to DIR/<role>.json and given to --seed */

@@ -11,8 +11,19 @@
 // abandoned by the client at its deadline rather than cancelled by a stream reset.
 import type { Stream } from '@libp2p/interface';
 import {
-  asError, describeReadError, encodeFrame, encodeReply, FrameError, framed, parseReplyFrame, parseRequestFrame,
-  replyTo, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, type RpcReplyFrame, type RpcRequestFrame,
+  asError,
+  describeReadError,
+  encodeFrame,
+  encodeReply,
+  FrameError,
+  framed,
+  parseReplyFrame,
+  parseRequestFrame,
+  replyTo,
+  DEFAULT_MAX_REPLY_BYTES,
+  DEFAULT_MAX_REQUEST_BYTES,
+  type RpcReplyFrame,
+  type RpcRequestFrame,
   type ServeStreamOptions,
 } from './rpc.js';
 

@@ -28,8 +28,7 @@ export interface RpcRequestFrame {
 export type RpcErrorCode = 'BAD_FRAME' | 'TOO_LARGE' | 'WRONG_NODE' | 'BUSY' | 'INTERNAL';
 
 export type RpcReplyFrame =
-  | { v: 1; id?: number; ok: true; reply: NodeReply }
-  | { v: 1; id?: number; ok: false; error: { code: RpcErrorCode; message: string } };
+  { v: 1; id?: number; ok: true; reply: NodeReply } | { v: 1; id?: number; ok: false; error: { code: RpcErrorCode; message: string } };
 
 const isId = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0);
 
@@ -99,8 +98,14 @@ export function parseRequestFrame(bytes: Uint8Array): RpcRequestFrame {
   if (bad) throw new FrameError('BAD_FRAME', bad);
   const img = r.image_server;
   if (img !== undefined) {
-    const ok = isObj(img) && typeof img.id === 'string' && typeof img.host === 'string' && typeof img.module === 'string' &&
-      Number.isInteger(img.port) && (img.port as number) > 0 && (img.port as number) < 65536;
+    const ok =
+      isObj(img) &&
+      typeof img.id === 'string' &&
+      typeof img.host === 'string' &&
+      typeof img.module === 'string' &&
+      Number.isInteger(img.port) &&
+      (img.port as number) > 0 &&
+      (img.port as number) < 65536;
     if (!ok) throw new FrameError('BAD_FRAME', 'image_server invalid');
   }
   return f as unknown as RpcRequestFrame;
@@ -207,7 +212,12 @@ export async function replyTo(frame: RpcRequestFrame, o: ServeStreamOptions): Pr
 export function encodeReply(frame: RpcReplyFrame, maxBytes: number): Uint8Array {
   const bytes = encodeFrame(frame);
   if (bytes.byteLength <= maxBytes) return bytes;
-  return encodeFrame({ v: 1, ...(frame.id === undefined ? {} : { id: frame.id }), ok: false, error: { code: 'TOO_LARGE', message: `reply larger than ${maxBytes} bytes` } });
+  return encodeFrame({
+    v: 1,
+    ...(frame.id === undefined ? {} : { id: frame.id }),
+    ok: false,
+    error: { code: 'TOO_LARGE', message: `reply larger than ${maxBytes} bytes` },
+  });
 }
 
 /** Node side of one exchange: read one request frame, answer one reply frame, close. Never throws. */

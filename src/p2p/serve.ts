@@ -5,18 +5,12 @@
 import './polyfill.js';
 import type { PeerId } from '@libp2p/interface';
 import type { NodeReply, NodeRequest } from '../protocol/types.js';
+import type { Logger } from '../util/logger.js';
 import { bindingDhtKey, DEFAULT_BINDING_TTL_MS, encodeBinding, makeBinding, type SignedBinding } from './binding.js';
 import { BINDING_PUSH_PROTOCOL, pushBinding } from './directory.js';
 import { hostMultiaddrs, type Host } from './host.js';
 import { RPC_MUX_PROTOCOL, serveMuxStream } from './mux.js';
 import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, RPC_PROTOCOL, serveStream } from './rpc.js';
-
-export interface P2PLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface ServedNode {
   nodeId: string;
@@ -29,7 +23,7 @@ export interface NodeServiceOptions {
   host: Host;
   node: ServedNode;
   /** sr25519 signature by the node key over the UTF-8 message, hex */
-  sign(message: string): string;
+  sign: (message: string) => string;
   bindingTtlMs?: number;
   /** how often the record is re-signed and pushed again (default: a third of the TTL) */
   republishMs?: number;
@@ -43,7 +37,7 @@ export interface NodeServiceOptions {
   readTimeoutMs?: number;
   /** also put the record in the DHT (default true) */
   dht?: boolean;
-  logger?: P2PLogger;
+  logger?: Logger;
 }
 
 export class NodeService {
@@ -100,7 +94,7 @@ export class NodeService {
       maxInboundStreams: 16,
       runOnLimitedConnection: true,
     });
-    host.addEventListener('peer:identify', this.onIdentify as never);
+    host.addEventListener('peer:identify', this.onIdentify);
     host.addEventListener('self:peer:update', this.onSelfUpdate);
     await this.publish();
     const ttl = this.o.bindingTtlMs ?? DEFAULT_BINDING_TTL_MS;

@@ -6,14 +6,15 @@ import './polyfill.js';
 import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { ClientErrors, DbcError } from '../protocol/errors.js';
+import { ClientErrors, DbcError } from '../errors/index.js';
 import type { NodeReply, NodeRequest, NodeTransport, PeerEntry } from '../protocol/types.js';
 import { bindingDhtKey, decodeBinding, type SignedBinding } from './binding.js';
 import { BindingDirectory } from './directory.js';
 import type { Host } from './host.js';
 import { MuxChannel, RPC_MUX_PROTOCOL } from './mux.js';
 import { callOnStream, DEFAULT_DEADLINE_MS, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, FrameError, RPC_PROTOCOL } from './rpc.js';
-import type { P2PLogger } from './serve.js';
+import type { Logger } from '../util/logger.js';
+import { TimeoutError } from '../util/deadline.js';
 
 export interface P2PTransportOptions {
   /** how long an unknown node_id is looked for (seed lists + DHT) before `create node request failed` */
@@ -35,13 +36,7 @@ export interface P2PTransportOptions {
   rpcMode?: RpcMode;
   /** mux mode: long-lived streams per node */
   muxStreams?: number;
-  logger?: P2PLogger;
-}
-
-export function timeoutError(message: string): Error {
-  const e = new Error(message);
-  e.name = 'TimeoutError';
-  return e;
+  logger?: Logger;
 }
 
 /** a counting semaphore with a FIFO queue */
@@ -106,7 +101,7 @@ export class P2PTransport implements NodeTransport {
   private readonly missing = new Map<string, number>();
   private readonly resolving = new Map<string, Promise<SignedBinding | undefined>>();
   private timer?: NodeJS.Timeout;
-  private readonly o: Required<Omit<P2PTransportOptions, 'logger'>> & { logger?: P2PLogger };
+  private readonly o: Required<Omit<P2PTransportOptions, 'logger'>> & { logger?: Logger };
   /** peers we opened request streams to, by peer id (tests: a forged binding is never dialled) */
   readonly dialled = new Set<string>();
 
@@ -304,7 +299,7 @@ export class P2PTransport implements NodeTransport {
       throw new Error(`node refused the request: ${frame.error.message}`);
     } catch (err) {
       if (err instanceof DbcError) throw err;
-      if (deadline.aborted) throw timeoutError(`node ${id} did not answer within ${timeoutMs} ms`);
+      if (deadline.aborted) throw new TimeoutError(`node ${id} did not answer within ${timeoutMs} ms`);
       if (err instanceof FrameError && err.code === 'BAD_FRAME') throw ClientErrors.responseParse();
       if (err instanceof FrameError) throw new Error(err.message);
       const e = err as Error;
@@ -342,7 +337,9 @@ export class P2PTransport implements NodeTransport {
         try {
           const stream = await this.open(b, RPC_MUX_PROTOCOL, signal);
           const ch = new MuxChannel(stream, { maxReplyBytes: this.o.maxReplyBytes, maxRequestBytes: this.o.maxRequestBytes });
-          this.channels.get(b.peer_id)?.push(ch) ?? this.channels.set(b.peer_id, [ch]);
+          const chans = this.channels.get(b.peer_id);
+          if (chans) chans.push(ch);
+          else this.channels.set(b.peer_id, [ch]);
           return ch;
         } catch (err) {
           if ((err as Error).name === 'UnsupportedProtocolError') {

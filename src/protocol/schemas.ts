@@ -66,13 +66,18 @@ export const DiskResizeAdditional = Type.Object(
     disk: Type.Optional(Type.String({ description: "disk name, e.g. 'vdb' (vda allowed)" })),
     size: Num('GB to ADD to the disk (an increment, as the original; > 0: disks never shrink)'),
   },
-  { additionalProperties: true, description: 'disk/resize/<task_id>: grow a disk; online (block_resize) when the VM runs' },
+  { additionalProperties: true, description: 'disk/resize/<task_id>: grow a disk; online when the VM runs' },
 );
 
 export const DiskAddAdditional = Type.Object(
   {
     size: Num('size of the new disk in GB (> 0)'),
-    mount_dir: Type.Optional(Type.String({ description: "host directory for the disk file: '/data' (default) = the node's image directory, other values only inside directories the operator allows" })),
+    mount_dir: Type.Optional(
+      Type.String({
+        description:
+          "host directory for the disk file: '/data' (default) = the node's image directory, other values only inside directories the operator allows",
+      }),
+    ),
   },
   { additionalProperties: true, description: 'disk/add/<task_id>: a new qcow2 disk vdX; hot-added over QMP when the VM runs' },
 );
@@ -155,8 +160,7 @@ export const DbcBodySchema = Type.Object(
   { additionalProperties: true },
 );
 
-export const Envelope = (message: TSchema) =>
-  Type.Object({ errcode: Type.Integer({ description: '0 = success' }), message });
+export const Envelope = (message: TSchema) => Type.Object({ errcode: Type.Integer({ description: '0 = success' }), message });
 
 export const ErrorEnvelope = Type.Object({
   errcode: Type.Integer({ description: 'non-zero' }),

@@ -26,45 +26,9 @@ export interface DbcBody {
   rent_order?: string;
 }
 
-/** Route identifiers: one per DBC operation the GPU node answers. */
-export type RouteId =
-  | 'mining_nodes.info'
-  | 'mining_nodes.session_id'
-  | 'mining_nodes.free_memory'
-  | 'tasks.list'
-  | 'tasks.detail'
-  | 'tasks.create'
-  | 'tasks.start'
-  | 'tasks.shutdown'
-  | 'tasks.poweroff'
-  | 'tasks.stop'
-  | 'tasks.restart'
-  | 'tasks.reset'
-  | 'tasks.delete'
-  | 'tasks.logs'
-  | 'tasks.modify'
-  | 'tasks.passwd'
-  | 'operations.get'
-  | 'operations.list'
-  | 'images.list'
-  | 'images.download'
-  | 'images.download_progress'
-  | 'images.download_stop'
-  | 'images.upload'
-  | 'images.upload_progress'
-  | 'images.upload_stop'
-  | 'images.delete'
-  | 'snapshot.list'
-  | 'snapshot.create'
-  | 'snapshot.delete'
-  | 'disk.list'
-  | 'disk.resize'
-  | 'disk.add'
-  | 'disk.delete'
-  | 'lan.list'
-  | 'lan.detail'
-  | 'lan.create'
-  | 'lan.delete';
+/** Route identifiers: derived from the route table (protocol/routes.ts). */
+export type { RouteId } from './routes.js';
+import type { RouteId } from './routes.js';
 
 /** An rsync image centre (the original's `image_server=ID,host,port,module`). */
 export interface ImageServerSpec {

@@ -69,7 +69,9 @@ function serializeParam(p: RpcParam): string {
   if (p instanceof RawNumber) return p.digits;
   if (Array.isArray(p)) return `[${p.map(serializeParam).join(',')}]`;
   if (p !== null && typeof p === 'object') {
-    return `{${Object.entries(p).map(([k, v]) => `${JSON.stringify(k)}:${serializeParam(v)}`).join(',')}}`;
+    return `{${Object.entries(p)
+      .map(([k, v]) => `${JSON.stringify(k)}:${serializeParam(v)}`)
+      .join(',')}}`;
   }
   return JSON.stringify(p);
 }

@@ -13,8 +13,9 @@
 // - caching: answers are kept for the current block; the head is read at most once per `headTtlMs`
 // - outage: with no endpoint answering, the last verified answers are served for `outageGraceMs` after the last
 //   successful contact (the head is then estimated from the block time); afterwards RentalUnavailableError
+// Above ~400 lines on purpose: the original's authorisation state machine over chain data, kept in one place.
 import { accountKeyHex } from '../auth/verify.js';
-import type { Logger } from '../vm/engine.js';
+import type { Logger } from '../util/logger.js';
 import { ChainRpc, ChainRpcError, ChainUnreachableError, RawNumber, blockNumberOf, type ChainRpcOptions, type RpcParam } from './chain-rpc.js';
 import { RentalUnavailableError, type MachineStatus, type Rental, type RentalSource } from './types.js';
 
@@ -84,7 +85,7 @@ export function parseRentOrder(id: string, r: unknown): ChainOrder | null {
   const rentEnd = num(pick('rentEnd', 'rent_end'));
   if (typeof renter !== 'string' || !Number.isFinite(rentEnd)) return null;
   const statusRaw = pick('rentStatus', 'rent_status');
-  let rentStatus = typeof statusRaw === 'string' ? statusRaw : statusRaw && typeof statusRaw === 'object' ? Object.keys(statusRaw)[0] ?? '' : '';
+  let rentStatus = typeof statusRaw === 'string' ? statusRaw : statusRaw && typeof statusRaw === 'object' ? (Object.keys(statusRaw)[0] ?? '') : '';
   rentStatus = rentStatus.charAt(0).toLowerCase() + rentStatus.slice(1);
   const idx = pick('gpuIndex', 'gpu_index');
   return {
@@ -307,7 +308,10 @@ export class ChainRentals implements RentalSource {
     }
     // an id beyond u64 cannot name an order
     const answers = await Promise.all(
-      ids.filter(isU64).slice(0, 256).map(async (id) => ({ id, a: await this.query(view, nowMs, this.methods.rentOrder, [new RawNumber(id)]) })),
+      ids
+        .filter(isU64)
+        .slice(0, 256)
+        .map(async (id) => ({ id, a: await this.query(view, nowMs, this.methods.rentOrder, [new RawNumber(id)]) })),
     );
     const out: ChainOrder[] = [];
     for (const { id, a } of answers) {

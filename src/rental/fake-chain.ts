@@ -14,6 +14,7 @@
 // gpuIndex?, rentStatus?, rentStart?}] → id, dev_setOrder [id, patch], dev_removeOrder [id],
 // dev_setCommittee [account, machineId, [v1, v2, v3]], dev_setOffline [bool] (chain methods then get no answer at
 // all, the connection is dropped), dev_state [], dev_calls [], dev_resetCalls [].
+// Above ~400 lines on purpose: one fake of the whole documented RPC surface the node reads, plus fault injection.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
@@ -297,7 +298,7 @@ export class FakeChain {
   private dispatch(method: string, p: unknown[]): unknown {
     const str = (i: number, what: string): string => {
       if (typeof p[i] !== 'string') throw invalidParams(what);
-      return p[i] as string;
+      return p[i];
     };
     const [family, name] = method.split('_', 2) as [string, string | undefined];
     if ((family === 'rentMachine' || family === 'terminatingRental' || family === 'onlineProfile' || family === 'onlineCommittee') && name) {
@@ -382,7 +383,7 @@ export class FakeChain {
   private dev(method: string, p: unknown[]): unknown {
     const n = (i: number): number => {
       if (typeof p[i] !== 'number' || !Number.isSafeInteger(p[i])) throw invalidParams(`param ${i} must be an integer`);
-      return p[i] as number;
+      return p[i];
     };
     switch (method) {
       case 'dev_setBlock':
@@ -412,7 +413,7 @@ export class FakeChain {
         }
       }
       case 'dev_setOrder':
-        this.setOrder(n(0), (p[1] ?? {}) as Partial<FakeOrder>);
+        this.setOrder(n(0), p[1] ?? {});
         return this.orders.get(n(0));
       case 'dev_removeOrder':
         return this.removeOrder(n(0));
@@ -452,6 +453,7 @@ export async function chainCall<T = unknown>(url: string, method: string, params
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
   });
   const body = (await res.json()) as { result?: T; error?: { message: string; data?: unknown } };
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- error.data is any JSON value; String() names it as before
   if (body.error) throw new Error(`${method}: ${body.error.message}${body.error.data !== undefined ? ` (${String(body.error.data)})` : ''}`);
   return body.result as T;
 }

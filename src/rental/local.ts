@@ -2,7 +2,7 @@
 // `dbc rental grant|revoke|list`. Another process may write it while the node runs (WAL), so every
 // query reads the table afresh.
 import type { Db } from '../store/db.js';
-import type { Rental, RentalSource } from './types.js';
+import type { MachineStatus, Rental, RentalSource } from './types.js';
 
 interface RentalRow {
   wallet: string;
@@ -28,6 +28,21 @@ export class LocalRentals implements RentalSource {
     return rows.map((r) => ({ account: r.wallet, gpus: r.gpus, untilMs: r.revoked_at ?? r.until_ms }));
   }
 
+  /** no machine status here: the machine counts as rented to whoever the registry lists */
+  async machineStatus(): Promise<MachineStatus> {
+    return 'rented';
+  }
+
+  /** the registry is always read afresh */
+  async freshMachineStatus(): Promise<MachineStatus> {
+    return 'rented';
+  }
+
+  /** no committees verify a locally registered machine */
+  async verifier(): Promise<Rental | null> {
+    return null;
+  }
+
   grant(account: string, gpus: number, untilMs: number): Rental {
     this.db
       .prepare(
@@ -40,8 +55,7 @@ export class LocalRentals implements RentalSource {
   }
 
   revoke(account: string): boolean {
-    return this.db.prepare('UPDATE rentals SET revoked_at = ? WHERE wallet = ? AND revoked_at IS NULL').run(Date.now(), account)
-      .changes > 0;
+    return this.db.prepare('UPDATE rentals SET revoked_at = ? WHERE wallet = ? AND revoked_at IS NULL').run(Date.now(), account).changes > 0;
   }
 
   list(): Array<{ wallet: string; gpus: number; until: string; active: boolean; revoked: boolean }> {

@@ -1,6 +1,8 @@
 // Who rents this machine, until when. The GPU node asks a RentalSource on every authenticated request.
 // Two sources: `local` (a registry in the node's database, always "rented" to whoever it lists) and `chain` (the DBC
-// chain decides: machine status, rent orders, committee verify windows; see rental/chain.ts).
+// chain decides: machine status, rent orders, committee verify windows; see rental/chain.ts). Both answer every
+// method, so the node has one authorisation path (node/gpu-node.ts) and one expiry sweep (rental/sweep.ts);
+// test/contract/rental-source.test.ts runs the same behavioural tests against both.
 
 export interface Rental {
   /** renter account (SS58; a multisig account for multisig renters; the committee member for a verifier) */
@@ -44,12 +46,15 @@ export interface RentalSource {
    */
   known(nowMs?: number): Promise<Rental[]>;
   /**
-   * sources with a machine status (chain): Verify / Online / Rented / unknown. Without it (local) the machine counts
-   * as rented to whoever the source lists, and there are no verifiers. May throw RentalUnavailableError.
+   * the machine's status: Verify / Online / Rented / unknown (chain). The local registry always answers 'rented':
+   * the machine counts as rented to whoever it lists. May throw RentalUnavailableError.
    */
-  machineStatus?(nowMs: number): Promise<MachineStatus>;
-  /** sources with committees (chain): the account's verify window now, as a Rental with role 'verifier', or null */
-  verifier?(account: string, nowMs: number): Promise<Rental | null>;
-  /** sources with a machine status, for sweeps: status from fresh data only; throws RentalUnavailableError otherwise */
-  freshMachineStatus?(nowMs: number): Promise<MachineStatus>;
+  machineStatus(nowMs: number): Promise<MachineStatus>;
+  /**
+   * the account's verify window now, as a Rental with role 'verifier', or null (a source without committees, such
+   * as the local registry, always answers null). May throw RentalUnavailableError.
+   */
+  verifier(account: string, nowMs: number): Promise<Rental | null>;
+  /** machineStatus for sweeps: from fresh data only; throws RentalUnavailableError otherwise */
+  freshMachineStatus(nowMs: number): Promise<MachineStatus>;
 }

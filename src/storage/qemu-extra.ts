@@ -51,14 +51,21 @@ export async function growBy(path: string, incGiB: number): Promise<void> {
  * qemu-img convert -p -f qcow2 -O qcow2 -B <backing> -F qcow2 <src> <dst>: only the clusters that differ from
  * backing are written (an incremental image). onProgress gets 0..100 as qemu-img reports it.
  */
-export function convertIncremental(
-  src: string,
-  dst: string,
-  backing: string,
-  onProgress?: (percent: number) => void,
-  signal?: AbortSignal,
-): Promise<void> {
-  const args = ['convert', '-p', '-f', 'qcow2', '-O', 'qcow2', '-B', assertSafeImagePath(backing), '-F', 'qcow2', assertSafeImagePath(src), assertSafeImagePath(dst)];
+export function convertIncremental(src: string, dst: string, backing: string, onProgress?: (percent: number) => void, signal?: AbortSignal): Promise<void> {
+  const args = [
+    'convert',
+    '-p',
+    '-f',
+    'qcow2',
+    '-O',
+    'qcow2',
+    '-B',
+    assertSafeImagePath(backing),
+    '-F',
+    'qcow2',
+    assertSafeImagePath(src),
+    assertSafeImagePath(dst),
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn('qemu-img', args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
     let stderr = '';

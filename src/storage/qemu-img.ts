@@ -37,12 +37,7 @@ export class QemuImgError extends Error {
 const SAFE_PATH = /^[A-Za-z0-9._/-]+$/;
 
 export function assertSafeImagePath(path: string): string {
-  if (
-    typeof path !== 'string' ||
-    !path.startsWith('/') ||
-    !SAFE_PATH.test(path) ||
-    path.split('/').includes('..')
-  ) {
+  if (typeof path !== 'string' || !path.startsWith('/') || !SAFE_PATH.test(path) || path.split('/').includes('..')) {
     throw new Error(`unsafe image path: ${JSON.stringify(path)}`);
   }
   return path;
@@ -144,11 +139,9 @@ export class QemuImg {
 }
 
 const defaultQemuImg = new QemuImg();
-export const createOverlay = (base: string, overlay: string, sizeGiB?: number) =>
-  defaultQemuImg.createOverlay(base, overlay, sizeGiB);
+export const createOverlay = (base: string, overlay: string, sizeGiB?: number) => defaultQemuImg.createOverlay(base, overlay, sizeGiB);
 export const createDisk = (path: string, sizeGiB: number) => defaultQemuImg.createDisk(path, sizeGiB);
 export const info = (path: string) => defaultQemuImg.info(path);
 export const resize = (path: string, newSizeGiB: number) => defaultQemuImg.resize(path, newSizeGiB);
-export const convert = (src: string, dst: string, opts?: { backing?: string; timeoutMs?: number }) =>
-  defaultQemuImg.convert(src, dst, opts);
+export const convert = (src: string, dst: string, opts?: { backing?: string; timeoutMs?: number }) => defaultQemuImg.convert(src, dst, opts);
 export const check = (path: string) => defaultQemuImg.check(path);

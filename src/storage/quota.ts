@@ -4,7 +4,8 @@
 // disk/resize and tasks/start ask before they promise more.
 import { statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DiskRow, TaskStore } from '../store/tasks.js';
+import type { Disk } from '../domain/task.js';
+import type { TaskStore } from '../store/tasks.js';
 import { imageFacts } from './qemu-extra.js';
 
 const GiB = 1024 ** 3;
@@ -52,7 +53,7 @@ export class DiskQuota {
     return size;
   }
 
-  private async promised(disk: DiskRow, imageName: string | undefined): Promise<number> {
+  private async promised(disk: Disk, imageName: string | undefined): Promise<number> {
     if (disk.kind === 'os') return imageName ? this.baseSize(imageName) : 0;
     return disk.size_gb * GiB;
   }

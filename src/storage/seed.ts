@@ -26,9 +26,7 @@ export function validateSeedOptions(opts: NoCloudSeedOptions): void {
     throw new Error(`invalid seed hostname ${JSON.stringify(opts.hostname)}: 1-63 of A-Z a-z 0-9 -`);
   }
   if (!USER_RE.test(opts.user)) {
-    throw new Error(
-      `invalid seed user ${JSON.stringify(opts.user)}: lowercase letter or _ first, then up to 31 of a-z 0-9 _ -`,
-    );
+    throw new Error(`invalid seed user ${JSON.stringify(opts.user)}: lowercase letter or _ first, then up to 31 of a-z 0-9 _ -`);
   }
   if (!PASSWORD_RE.test(opts.password) || /['"\\]/.test(opts.password)) {
     throw new Error('invalid seed password: 1-64 printable ASCII characters without quotes or backslash');
@@ -75,13 +73,7 @@ export async function writeNoCloudSeed(isoPath: string, opts: NoCloudSeedOptions
   try {
     await writeFile(join(dir, 'meta-data'), renderMetaData(opts), { mode: 0o600 });
     await writeFile(join(dir, 'user-data'), renderUserData(opts), { mode: 0o600 });
-    await run('genisoimage', [
-      '-quiet',
-      '-output', partial,
-      '-volid', 'cidata',
-      '-joliet', '-rock',
-      join(dir, 'user-data'), join(dir, 'meta-data'),
-    ]);
+    await run('genisoimage', ['-quiet', '-output', partial, '-volid', 'cidata', '-joliet', '-rock', join(dir, 'user-data'), join(dir, 'meta-data')]);
     await chmod(partial, 0o600); // it holds the password
     await rename(partial, target);
   } finally {

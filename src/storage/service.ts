@@ -1,14 +1,18 @@
-// The storage side of a GPU node (original §8-10): disks, snapshots, the image directory and image transfers.
-// Built by the task engine (engine.storage); handlers reach it as ctx.engine.storage.
-import { randomUUID } from 'node:crypto';
+// The storage side of a GPU node (original §8-10): disks, snapshots, the image directory and image transfers, all
+// built from one StorageDeps (storage/deps.ts). node/services.ts builds it; handlers reach it through NodeContext.
+// Start order: init() (drops cut snapshot converts, registers the resumers of snapshot_create, image_download and
+// image_upload, resumes the transfers a previous daemon left), then ops.recover(). Shutdown: close() (rsyncs end,
+// their operations stay running for the next start) before ops.idle().
 import { NodeImageService } from '../images/node-images.js';
-import { TransferManager, type OperationSink } from '../images/transfers.js';
+import type { ImageServerSecrets } from '../images/secrets.js';
+import { TransferManager } from '../images/transfers.js';
+import type { OperationRow } from '../store/tasks.js';
+import type { StorageDeps } from './deps.js';
 import { DiskService } from './disks.js';
 import { DiskQuota } from './quota.js';
-import type { ImageServerSecrets } from '../images/secrets.js';
-import type { OperationRow } from '../store/tasks.js';
-import type { StorageHost } from './host.js';
 import { SnapshotService } from './snapshots.js';
+
+export type { StorageDeps } from './deps.js';
 
 export interface StorageOptions {
   /** directories besides the image directory where mount_dir / local_dir may point */
@@ -28,16 +32,15 @@ export class StorageService {
   readonly images: NodeImageService;
   readonly quota: DiskQuota;
 
-  constructor(private readonly host: StorageHost, opts: StorageOptions = {}) {
-    const ops: OperationSink = {
-      create: (kind, wallet, taskId) => host.store.createOperation({ id: randomUUID(), task_id: taskId, wallet, kind, status: 'running' }).id,
-      update: (id, changes) => host.store.updateOperation(id, changes),
-    };
-    this.transfers = new TransferManager({ repo: host.store, ops, log: host.log, bwlimitKiB: opts.bwlimitKiB, secrets: opts.secrets });
-    this.quota = new DiskQuota(host.store, host.imageDir, { overcommit: opts.diskOvercommit });
-    this.disks = new DiskService(host, this.quota);
-    this.snapshots = new SnapshotService(host, this.transfers);
-    this.images = new NodeImageService(host, this.transfers);
+  constructor(
+    private readonly d: StorageDeps,
+    opts: StorageOptions = {},
+  ) {
+    this.transfers = new TransferManager({ repo: d.store, ops: d.ops, log: d.log, bwlimitKiB: opts.bwlimitKiB, secrets: opts.secrets });
+    this.quota = new DiskQuota(d.store, d.imageDir, { overcommit: opts.diskOvercommit });
+    this.disks = new DiskService(d, this.quota);
+    this.snapshots = new SnapshotService(d, this.transfers);
+    this.images = new NodeImageService(d, this.transfers);
     if (opts.allowedDirs) this.allowDirs(opts.allowedDirs);
   }
 
@@ -49,14 +52,16 @@ export class StorageService {
 
   /** an account's operations (every kind), newest first; one task's when taskId is given */
   operationsOf(account: string, taskId?: string): OperationRow[] {
-    return this.host.store.operationsOfWallet(account, taskId);
+    return this.d.store.operationsOfWallet(account, taskId);
   }
 
+  /** before ops.recover() */
   async init(): Promise<void> {
+    await this.snapshots.init();
     await this.transfers.init((row) => this.images.finalizerFor(row));
-    await this.snapshots.recover();
   }
 
+  /** before ops.idle(): a transfer's operation would otherwise run to its end */
   async close(): Promise<void> {
     await this.transfers.close();
   }

@@ -170,6 +170,15 @@ export const MIGRATIONS: Array<{ version: number; name: string; sql: string }> =
       CREATE UNIQUE INDEX addresses_ip ON addresses(net, ip);
     `,
   },
+  {
+    version: 4,
+    name: 'operation bytes',
+    sql: `
+      -- ops layer (src/ops): bytes moved by transfers and snapshot uploads, next to the percent
+      ALTER TABLE operations ADD COLUMN bytes_done INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE operations ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 export function openDb(file: string): Db {
@@ -184,9 +193,7 @@ export function openDb(file: string): Db {
 
 export function migrate(db: Db): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-  const applied = new Set(
-    (db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version),
-  );
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
   for (const m of MIGRATIONS) {
     if (applied.has(m.version)) continue;
     db.transaction(() => {

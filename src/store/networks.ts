@@ -32,7 +32,9 @@ export class NetworkStore {
 
   insert(row: NetworkRow): void {
     this.db
-      .prepare('INSERT INTO networks (name, wallet, ip_cidr, vni, created_at, last_used_at, updated_at) VALUES (@name, @wallet, @ip_cidr, @vni, @created_at, @last_used_at, @updated_at)')
+      .prepare(
+        'INSERT INTO networks (name, wallet, ip_cidr, vni, created_at, last_used_at, updated_at) VALUES (@name, @wallet, @ip_cidr, @vni, @created_at, @last_used_at, @updated_at)',
+      )
       .run(row);
   }
 
@@ -49,7 +51,9 @@ export class NetworkStore {
 
   /** task ids whose network_name is `name` */
   members(name: string): string[] {
-    return (this.db.prepare('SELECT task_id FROM tasks WHERE network_name = ? ORDER BY created_at').all(name) as Array<{ task_id: string }>).map((r) => r.task_id);
+    return (this.db.prepare('SELECT task_id FROM tasks WHERE network_name = ? ORDER BY created_at').all(name) as Array<{ task_id: string }>).map(
+      (r) => r.task_id,
+    );
   }
 
   address(taskId: string, net: string): AddressRow | undefined {

@@ -1,6 +1,13 @@
-// Repository for the tasks, disks and operations tables.
+// Repository for the tasks, disks, operations, snapshots and transfers tables. A task row becomes a domain Task
+// (src/domain/task.ts) here and only here: JSON columns are parsed, flags become booleans, the status is checked.
+import type { Disk, PendingChanges, Task, TaskStatus } from '../domain/task.js';
+import { isTaskStatus } from '../domain/task.js';
+import type { Operation, OperationStore } from '../ops/types.js';
 import type { Db } from './db.js';
 
+export type { Disk, Task, TaskStatus } from '../domain/task.js';
+
+/** a tasks table row as SQLite holds it (store-internal; everything else uses Task) */
 export interface TaskRow {
   task_id: string;
   wallet: string;
@@ -36,7 +43,7 @@ export interface TaskRow {
   updated_at: number;
 }
 
-export interface DiskRow {
+interface DiskRow {
   task_id: string;
   name: string;
   path: string;
@@ -45,18 +52,8 @@ export interface DiskRow {
   owned: number;
 }
 
-export interface OperationRow {
-  id: string;
-  task_id: string;
-  wallet: string;
-  kind: string;
-  status: 'pending' | 'running' | 'done' | 'failed' | 'stopped';
-  progress: number;
-  stage: string;
-  error: string;
-  created_at: number;
-  updated_at: number;
-}
+/** an operations table row is the ops layer's Operation */
+export type OperationRow = Operation;
 
 export interface SnapshotRow {
   task_id: string;
@@ -107,8 +104,68 @@ export interface TransferRepo {
   deleteTransfer(id: string): void;
 }
 
-export class TaskStore implements TransferRepo {
+function jsonList(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function jsonObject(text: string): PendingChanges {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+/** a row as the domain sees it; an unknown status string (a newer daemon's) reads as `closed` */
+export function taskFromRow(r: TaskRow): Task {
+  return {
+    ...r,
+    status: isTaskStatus(r.status) ? r.status : 'closed',
+    gpus: jsonList(r.gpus),
+    custom_ports: jsonList(r.custom_ports),
+    multicast: jsonList(r.multicast),
+    network_filters: jsonList(r.network_filters),
+    pending: jsonObject(r.pending),
+    want_running: r.want_running === 1,
+  };
+}
+
+type TaskChanges = Partial<Omit<Task, 'task_id'>>;
+
+function rowChanges(changes: TaskChanges): Partial<TaskRow> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) continue;
+    if (k === 'want_running') out[k] = v ? 1 : 0;
+    else if (Array.isArray(v) || (v !== null && typeof v === 'object')) out[k] = JSON.stringify(v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function taskToRow(t: Task): TaskRow {
+  return { ...t, ...rowChanges(t) } as TaskRow;
+}
+
+function diskFromRow(d: DiskRow): Disk {
+  return { ...d, owned: d.owned === 1 };
+}
+
+function diskToRow(d: Disk): DiskRow {
+  return { ...d, owned: d.owned ? 1 : 0 };
+}
+
+export type StatusListener = (task: Task, previous: TaskStatus | null) => void;
+
+export class TaskStore implements TransferRepo, OperationStore {
   private readonly stmts;
+  private readonly statusListeners: StatusListener[] = [];
 
   constructor(private readonly db: Db) {
     this.stmts = {
@@ -122,37 +179,51 @@ export class TaskStore implements TransferRepo {
     };
   }
 
-  get(taskId: string): TaskRow | undefined {
-    return this.stmts.get.get(taskId) as TaskRow | undefined;
+  /** called after every change of a task's status (insert included; previous is null then) */
+  onStatus(listener: StatusListener): void {
+    this.statusListeners.push(listener);
   }
 
-  byWallet(wallet: string): TaskRow[] {
-    return this.stmts.byWallet.all(wallet) as TaskRow[];
+  private statusChanged(task: Task | undefined, previous: TaskStatus | null): void {
+    if (!task || task.status === previous) return;
+    for (const l of this.statusListeners) l(task, previous);
   }
 
-  all(): TaskRow[] {
-    return this.stmts.all.all() as TaskRow[];
+  get(taskId: string): Task | undefined {
+    const r = this.stmts.get.get(taskId) as TaskRow | undefined;
+    return r ? taskFromRow(r) : undefined;
   }
 
-  insert(row: TaskRow, disks: DiskRow[]): void {
+  byWallet(wallet: string): Task[] {
+    return (this.stmts.byWallet.all(wallet) as TaskRow[]).map(taskFromRow);
+  }
+
+  all(): Task[] {
+    return (this.stmts.all.all() as TaskRow[]).map(taskFromRow);
+  }
+
+  insert(task: Task, disks: Disk[]): void {
+    const row = taskToRow(task);
     const cols = Object.keys(row);
-    const insertTask = this.db.prepare(
-      `INSERT INTO tasks (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`,
-    );
+    const insertTask = this.db.prepare(`INSERT INTO tasks (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`);
     const insertDisk = this.db.prepare(
       'INSERT INTO disks (task_id, name, path, size_gb, kind, owned) VALUES (@task_id, @name, @path, @size_gb, @kind, @owned)',
     );
     this.db.transaction(() => {
       insertTask.run(row);
-      for (const d of disks) insertDisk.run(d);
+      for (const d of disks) insertDisk.run(diskToRow(d));
     })();
+    this.statusChanged(task, null);
   }
 
-  update(taskId: string, changes: Partial<Omit<TaskRow, 'task_id'>>): void {
-    const cols = Object.keys(changes);
+  update(taskId: string, changes: TaskChanges): void {
+    const row = rowChanges(changes);
+    const cols = Object.keys(row);
     if (cols.length === 0) return;
+    const previous = changes.status !== undefined ? (this.get(taskId)?.status ?? null) : null;
     const sql = `UPDATE tasks SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @__now WHERE task_id = @__id`;
-    this.db.prepare(sql).run({ ...changes, __now: Date.now(), __id: taskId });
+    this.db.prepare(sql).run({ ...row, __now: Date.now(), __id: taskId });
+    if (changes.status !== undefined) this.statusChanged(this.get(taskId), previous);
   }
 
   remove(taskId: string): void {
@@ -163,28 +234,28 @@ export class TaskStore implements TransferRepo {
     })();
   }
 
-  disks(taskId: string): DiskRow[] {
-    return this.stmts.disks.all(taskId) as DiskRow[];
+  disks(taskId: string): Disk[] {
+    return (this.stmts.disks.all(taskId) as DiskRow[]).map(diskFromRow);
   }
 
-  allDisks(): DiskRow[] {
-    return this.stmts.allDisks.all() as DiskRow[];
+  allDisks(): Disk[] {
+    return (this.stmts.allDisks.all() as DiskRow[]).map(diskFromRow);
   }
 
   // --- operations --------------------------------------------------------------------------------------
-  createOperation(op: Omit<OperationRow, 'created_at' | 'updated_at' | 'progress' | 'stage' | 'error'>): OperationRow {
+  createOperation(op: Pick<OperationRow, 'id' | 'task_id' | 'wallet' | 'kind' | 'status'>): OperationRow {
     const now = Date.now();
-    const row: OperationRow = { ...op, progress: 0, stage: '', error: '', created_at: now, updated_at: now };
+    const row: OperationRow = { ...op, progress: 0, stage: '', error: '', bytes_done: 0, bytes_total: 0, created_at: now, updated_at: now };
     this.db
       .prepare(
-        `INSERT INTO operations (id, task_id, wallet, kind, status, progress, stage, error, created_at, updated_at)
-         VALUES (@id, @task_id, @wallet, @kind, @status, @progress, @stage, @error, @created_at, @updated_at)`,
+        `INSERT INTO operations (id, task_id, wallet, kind, status, progress, stage, error, bytes_done, bytes_total, created_at, updated_at)
+         VALUES (@id, @task_id, @wallet, @kind, @status, @progress, @stage, @error, @bytes_done, @bytes_total, @created_at, @updated_at)`,
       )
       .run(row);
     return row;
   }
 
-  updateOperation(id: string, changes: Partial<Pick<OperationRow, 'status' | 'progress' | 'stage' | 'error'>>): void {
+  updateOperation(id: string, changes: Partial<Pick<OperationRow, 'status' | 'progress' | 'stage' | 'error' | 'bytes_done' | 'bytes_total'>>): void {
     const cols = Object.keys(changes);
     if (cols.length === 0) return;
     this.db
@@ -211,13 +282,11 @@ export class TaskStore implements TransferRepo {
   }
 
   // --- disks (disk/add, disk/resize, disk/delete) -------------------------------------------------------
-  addDisk(d: DiskRow): void {
-    this.db
-      .prepare('INSERT INTO disks (task_id, name, path, size_gb, kind, owned) VALUES (@task_id, @name, @path, @size_gb, @kind, @owned)')
-      .run(d);
+  addDisk(d: Disk): void {
+    this.db.prepare('INSERT INTO disks (task_id, name, path, size_gb, kind, owned) VALUES (@task_id, @name, @path, @size_gb, @kind, @owned)').run(diskToRow(d));
   }
 
-  updateDisk(taskId: string, name: string, changes: Partial<Pick<DiskRow, 'size_gb' | 'path'>>): void {
+  updateDisk(taskId: string, name: string, changes: Partial<Pick<Disk, 'size_gb' | 'path'>>): void {
     const cols = Object.keys(changes);
     if (cols.length === 0) return;
     this.db
@@ -278,9 +347,7 @@ export class TaskStore implements TransferRepo {
   }
 
   transfersOf(kind: TransferRow['kind'], file: string): TransferRow[] {
-    return this.db
-      .prepare('SELECT * FROM transfers WHERE kind = ? AND file = ? ORDER BY created_at DESC, rowid DESC')
-      .all(kind, file) as TransferRow[];
+    return this.db.prepare('SELECT * FROM transfers WHERE kind = ? AND file = ? ORDER BY created_at DESC, rowid DESC').all(kind, file) as TransferRow[];
   }
 
   transfersWithStatus(status: TransferStatus): TransferRow[] {

@@ -28,6 +28,17 @@ const NIC_DEVICES: Record<NicModel, string> = {
   rtl8139: 'rtl8139',
 };
 
+/** the QEMU block node / legacy drive id of guest disk `name`: the one place this naming lives */
+export function driveId(name: string): string {
+  return `drive-${name}`;
+}
+
+/** a guest disk name that is safe as a QEMU device id (vda, vdb, ...) */
+export function validateDiskName(name: string): string {
+  if (typeof name !== 'string' || !DEVICE_ID.test(name)) throw new Error(`invalid disk name: ${JSON.stringify(name)}`);
+  return name;
+}
+
 export function validateTaskId(taskId: string): string {
   if (typeof taskId !== 'string' || !TASK_ID.test(taskId)) throw new Error(`invalid task id: ${JSON.stringify(taskId)}`);
   return taskId;
@@ -154,36 +165,29 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
   const qgaSock = validateSocketPath(runFile(spec.runDir, 'qga'));
   const pidFile = runFile(spec.runDir, 'pid');
 
-  const args: string[] = [
-    '-name', spec.name,
-    '-machine', spec.os === 'windows' ? 'q35' : 'pc',
-    '-accel', env.accel,
-  ];
+  const args: string[] = ['-name', spec.name, '-machine', spec.os === 'windows' ? 'q35' : 'pc', '-accel', env.accel];
   // TCG: 'max' exposes the newest emulated features, which modern guests (x86-64-v2 and up) need
   args.push('-cpu', env.accel === 'kvm' ? 'host' : 'max');
   args.push('-smp', String(spec.cpuCores), '-m', String(spec.memMiB));
   // -nodefaults: no implicit NIC/cdrom/floppy/monitor, so the device set (and guest-visible ids) is ours alone
   args.push('-nodefaults', '-device', 'VGA,id=video0');
   args.push('-display', 'none', '-vnc', `${spec.vnc.listen}:${spec.vnc.port - 5900},password=on`);
-  args.push(
-    '-chardev', `socket,id=serial0,path=${serialSock},server=on,wait=off,logfile=${spec.serialLog},logappend=on`,
-    '-serial', 'chardev:serial0',
-  );
+  args.push('-chardev', `socket,id=serial0,path=${serialSock},server=on,wait=off,logfile=${spec.serialLog},logappend=on`, '-serial', 'chardev:serial0');
   args.push('-qmp', `unix:${qmpSock},server=on,wait=off`, '-monitor', 'none');
   args.push('-pidfile', pidFile);
   args.push(
-    '-device', 'virtio-serial-pci,id=virtio-serial0',
-    '-chardev', `socket,id=qga0,path=${qgaSock},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+    '-device',
+    'virtio-serial-pci,id=virtio-serial0',
+    '-chardev',
+    `socket,id=qga0,path=${qgaSock},server=on,wait=off`,
+    '-device',
+    'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
   );
 
   if (spec.biosMode === 'uefi') {
     validatePath(env.ovmfCode, 'OVMF code');
     validatePath(env.ovmfVars, 'OVMF vars');
-    args.push(
-      '-drive', `if=pflash,format=raw,readonly=on,file=${env.ovmfCode}`,
-      '-drive', `if=pflash,format=raw,file=${env.ovmfVars}`,
-    );
+    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${env.ovmfCode}`, '-drive', `if=pflash,format=raw,file=${env.ovmfVars}`);
   }
 
   const disks = spec.disks ?? [];
@@ -192,20 +196,24 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
   // pxe: the NIC boots first, vda (if any) after it
   const diskBootIndex = spec.biosMode === 'pxe' ? 2 : 1;
   for (const disk of disks) {
-    if (typeof disk.name !== 'string' || !DEVICE_ID.test(disk.name)) throw new Error(`invalid disk name: ${JSON.stringify(disk.name)}`);
+    validateDiskName(disk.name);
     if (ids.has(disk.name)) throw new Error(`duplicate or reserved disk name: ${disk.name}`);
     ids.add(disk.name);
     validatePath(disk.path, `disk ${disk.name} path`);
     args.push(
-      '-drive', `if=none,id=drive-${disk.name},file=${disk.path},format=qcow2`,
-      '-device', `virtio-blk-pci,drive=drive-${disk.name},id=${disk.name}${disk === disks[0] ? `,bootindex=${diskBootIndex}` : ''}`,
+      '-drive',
+      `if=none,id=${driveId(disk.name)},file=${disk.path},format=qcow2`,
+      '-device',
+      `virtio-blk-pci,drive=${driveId(disk.name)},id=${disk.name}${disk === disks[0] ? `,bootindex=${diskBootIndex}` : ''}`,
     );
   }
   if (spec.seedIso !== undefined) {
     validatePath(spec.seedIso, 'seed ISO');
     args.push(
-      '-drive', `if=none,id=drive-seed,file=${spec.seedIso},format=raw,readonly=on`,
-      '-device', 'virtio-blk-pci,drive=drive-seed,id=seed',
+      '-drive',
+      `if=none,id=${driveId('seed')},file=${spec.seedIso},format=raw,readonly=on`,
+      '-device',
+      `virtio-blk-pci,drive=${driveId('seed')},id=seed`,
     );
   }
 
@@ -219,9 +227,11 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
     netdev = ['user', 'id=net0', ...spec.forwards.map((f) => `hostfwd=${hostfwdRule(f)}`)].join(',');
   }
   args.push(
-    '-netdev', netdev,
+    '-netdev',
+    netdev,
     // no network-boot option ROM unless the VM boots from the network: iPXE's init costs seconds under TCG
-    '-device', `${nicDevice},netdev=net0,id=nic0,mac=${macForTask(spec.taskId)}${spec.biosMode === 'pxe' ? ',bootindex=1' : ',romfile='}`,
+    '-device',
+    `${nicDevice},netdev=net0,id=nic0,mac=${macForTask(spec.taskId)}${spec.biosMode === 'pxe' ? ',bootindex=1' : ',romfile='}`,
   );
   // LAN and multicast NICs are always virtio (the original's model for them), whatever the first NIC is
   for (const nic of spec.extraNics ?? []) args.push(...extraNicArgs(nic, 'virtio-net-pci', ids));
@@ -237,6 +247,46 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
     args.push('-rtc', 'base=localtime', '-device', 'qemu-xhci,id=xhci0', '-device', 'usb-tablet,bus=xhci0.0');
   }
   return args;
+}
+
+export interface QmpCommand {
+  execute: string;
+  arguments: Record<string, unknown>;
+}
+
+/** the QMP commands that hot-plug the qcow2 file `file` as guest disk `name` (the same ids as a boot-time disk) */
+export function hotplugCommands(name: string, file: string): [QmpCommand, QmpCommand] {
+  return [
+    {
+      execute: 'blockdev-add',
+      arguments: { driver: 'qcow2', 'node-name': driveId(name), file: { driver: 'file', filename: file } },
+    },
+    {
+      execute: 'device_add',
+      arguments: { driver: 'virtio-blk-pci', drive: driveId(name), id: name, serial: name },
+    },
+  ];
+}
+
+/** one entry of a QMP query-block answer (the fields we read) */
+export interface QueryBlockEntry {
+  device?: string;
+  qdev?: string;
+  inserted?: { 'node-name'?: string; file?: string; image?: { 'virtual-size'?: number } };
+}
+
+/** the query-block entry of guest disk `name` (boot-time -drive or hot-plugged blockdev), by id, device or file */
+export function blockEntryOf(entries: readonly QueryBlockEntry[], name: string, file: string): QueryBlockEntry | undefined {
+  return (
+    entries.find((e) => e.device === driveId(name)) ??
+    entries.find((e) => e.qdev === name || (e.qdev ?? '').startsWith(`/machine/peripheral/${name}/`)) ??
+    entries.find((e) => e.inserted?.file === file)
+  );
+}
+
+/** the block node of guest disk `name` in a query-block answer */
+export function blockNodeOf(entries: readonly QueryBlockEntry[], name: string, file: string): string | undefined {
+  return blockEntryOf(entries, name, file)?.inserted?.['node-name'];
 }
 
 /** OVMF from Debian's `ovmf` package: the 4M build when present, else the 2M one */

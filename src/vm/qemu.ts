@@ -1,17 +1,32 @@
 // The QEMU driver: one detached QEMU process per VM, controlled over QMP, re-adoptable after a daemon restart.
+// Above ~400 lines on purpose: one process lifecycle (spawn, QMP, adopt, exit watching, hot-plug) whose parts all
+// share the per-VM VmRun state; the pure parts (command line, QMP argument shapes) live in qemu-args.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsConstants, copyFileSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildQemuArgs, findOvmf, hostfwdRemoveRule, hostfwdRule, runFile, validatePath, validateTaskId } from './qemu-args.js';
-import { GuestAgentClient, QmpClient, type QmpEvent } from './qmp.js';
-import type { HostForward, Hypervisor, VmExit, VmRunState, VmSpec } from './types.js';
-
-export type { Logger as QemuLogger } from '../util/logger.js';
-import type { Logger as QemuLogger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
+import { quietLogger } from '../util/logger.js';
 import { processGone } from '../util/proc.js';
+import {
+  blockEntryOf,
+  buildQemuArgs,
+  driveId,
+  findOvmf,
+  hostfwdRemoveRule,
+  hostfwdRule,
+  hotplugCommands,
+  runFile,
+  validateDiskName,
+  validatePath,
+  validateTaskId,
+  type QueryBlockEntry,
+} from './qemu-args.js';
+import { GuestAgentClient, QmpClient, QmpError, type QmpEvent } from './qmp.js';
+import { grantToVm } from './run-as.js';
+import type { HostForward, Hypervisor, VmDisk, VmExit, VmRunState, VmSpec } from './types.js';
 
 export interface QemuHypervisorOptions {
-  logger?: QemuLogger;
+  logger?: Logger;
   qemuBinary?: string;
   accel?: 'kvm' | 'tcg' | 'auto';
   /** guest guard (net/guest-guard.ts): QEMU drops to this uid:gid (-runas) right before the guest starts */
@@ -49,8 +64,7 @@ const QUIT_WAIT_MS = 3000;
 const KILL_WAIT_MS = 10000;
 const AGENT_TIMEOUT_MS = 5000;
 const STDERR_TAIL_BYTES = 2000;
-
-const noopLogger: QemuLogger = { info() {}, warn() {}, error() {}, debug() {} };
+const DETACH_WAIT_MS = 10000;
 
 /**
  * KVM only when /dev/kvm opens read-write AND the CPU advertises hardware virtualisation: some sandboxes expose a
@@ -115,13 +129,13 @@ function newRun(taskId: string, runDir: string, pid: number, child: ChildProcess
 export class QemuHypervisor implements Hypervisor {
   readonly accel: 'kvm' | 'tcg';
   readonly runAs: { uid: number; gid: number } | null;
-  private readonly log: QemuLogger;
+  private readonly log: Logger;
   private readonly qemuBinary: string;
   private readonly vms = new Map<string, VmRun>();
   private readonly exitListeners: Array<(exit: VmExit) => void> = [];
 
   constructor(opts: QemuHypervisorOptions = {}) {
-    this.log = opts.logger ?? noopLogger;
+    this.log = opts.logger ?? quietLogger;
     this.qemuBinary = opts.qemuBinary ?? 'qemu-system-x86_64';
     const accel = opts.accel ?? 'auto';
     this.accel = accel === 'auto' ? (kvmUsable() ? 'kvm' : 'tcg') : accel;
@@ -327,6 +341,86 @@ export class QemuHypervisor implements Hypervisor {
     return run.agent.execute(execute, args, timeoutMs);
   }
 
+  async attachDisk(taskId: string, disk: VmDisk): Promise<void> {
+    validateDiskName(disk.name);
+    validatePath(disk.path, `disk ${disk.name} path`);
+    const run = this.held(taskId);
+    const [add, dev] = hotplugCommands(disk.name, disk.path);
+    // guest guard: QEMU runs as an unprivileged uid by now and opens the new file itself
+    grantToVm(disk.path, this.runAs);
+    await this.exec(run, add.execute, add.arguments);
+    try {
+      await this.exec(run, dev.execute, dev.arguments);
+    } catch (err) {
+      await this.exec(run, 'blockdev-del', { 'node-name': driveId(disk.name) }).catch(() => undefined);
+      throw err;
+    }
+    this.log.info({ taskId, disk: disk.name }, 'disk hot-plugged');
+  }
+
+  async detachDisk(taskId: string, name: string, timeoutMs = DETACH_WAIT_MS): Promise<void> {
+    validateDiskName(name);
+    const run = this.held(taskId);
+    let deleted = false;
+    let wake: (() => void) | null = null;
+    const onEvent = (ev: QmpEvent): void => {
+      if (ev.event === 'DEVICE_DELETED' && ev.data?.device === name) {
+        deleted = true;
+        wake?.();
+      }
+    };
+    const qmp = run.qmp;
+    qmp?.on('event', onEvent);
+    try {
+      try {
+        await this.exec(run, 'device_del', { id: name });
+      } catch (err) {
+        if (!(err instanceof QmpError)) throw err;
+        // gone already (an earlier detach the guest finished late): only the block node may be left
+        if (err.errorClass === 'DeviceNotFound') deleted = true;
+        // an earlier detach timed out and the guest has not answered yet: wait again
+        else if (!/in the process of unplug/.test(err.message)) throw err;
+      }
+      // the guest ejects the device (ACPI); the event is the fast signal, the peripheral list the sure one
+      const deadline = Date.now() + timeoutMs;
+      while (!deleted) {
+        if (!(await this.hasPeripheral(run, name))) break;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`VM ${taskId}: the guest did not release disk ${name} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.min(left, 250));
+          function done(): void {
+            clearTimeout(timer);
+            wake = null;
+            resolve();
+          }
+          wake = done;
+        });
+      }
+    } finally {
+      qmp?.off('event', onEvent);
+    }
+    // a hot-plugged node stays until deleted; a boot-time -drive went away with its device
+    await this.exec(run, 'blockdev-del', { 'node-name': driveId(name) }).catch(() => undefined);
+    this.log.info({ taskId, disk: name }, 'disk unplugged');
+  }
+
+  async growDisk(taskId: string, name: string, path: string, bytes: number): Promise<void> {
+    validateDiskName(name);
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new Error(`invalid disk size: ${bytes}`);
+    const run = this.held(taskId);
+    const entries = (await this.exec(run, 'query-block')) as QueryBlockEntry[];
+    const entry = blockEntryOf(Array.isArray(entries) ? entries : [], name, path);
+    const node = entry?.inserted?.['node-name'];
+    if (!node) throw new Error(`disk ${name} is not attached to the running VM`);
+    // block_resize would shrink a qcow2 too: this seam only grows
+    const current = entry.inserted?.image?.['virtual-size'];
+    if (typeof current === 'number' && bytes < current) throw new Error(`disk ${name} is ${current} bytes and cannot shrink to ${bytes}`);
+    if (bytes === current) return;
+    await this.exec(run, 'block_resize', { 'node-name': node, size: bytes });
+  }
+
+  /** raw QMP command to a VM this driver holds; not part of the Hypervisor contract (tests, diagnostics) */
   async qmp(taskId: string, execute: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.exec(this.held(taskId), execute, args);
   }
@@ -361,6 +455,11 @@ export class QemuHypervisor implements Hypervisor {
   private exec(run: VmRun, command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown> {
     if (!run.qmp) return Promise.reject(new Error(`VM ${run.taskId}: QMP is not connected`));
     return run.qmp.execute(command, args, timeoutMs);
+  }
+
+  private async hasPeripheral(run: VmRun, id: string): Promise<boolean> {
+    const list = (await this.exec(run, 'qom-list', { path: '/machine/peripheral' })) as Array<{ name?: string }>;
+    return Array.isArray(list) && list.some((p) => p.name === id);
   }
 
   private async hmp(run: VmRun, commandLine: string): Promise<string> {

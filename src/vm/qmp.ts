@@ -139,11 +139,11 @@ export class QmpClient extends EventEmitter {
     const msg = parseObject(line);
     if (!msg) return; // garbage: not ours to interpret
     if ('QMP' in msg) {
-      this.emit('greeting', msg.QMP as QmpGreeting);
+      this.emit('greeting', msg.QMP);
       return;
     }
     if (typeof msg.event === 'string') {
-      this.emit('event', msg as unknown as QmpEvent);
+      this.emit('event', msg);
       return;
     }
     if (!('return' in msg) && !('error' in msg)) return;
@@ -256,7 +256,7 @@ export class GuestAgentClient {
         // some agents do not end their answer with a newline: accept a complete object at the tail
         if (buf.length > 0) {
           const tail = parseObject(buf.toString('utf8').trim());
-          if (tail && (('return' in tail) || ('error' in tail))) {
+          if (tail && ('return' in tail || 'error' in tail)) {
             buf = Buffer.alloc(0);
             onMessage(tail);
           } else if (buf.length > MAX_LINE) {

@@ -1,9 +1,10 @@
 // The contract between the task engine (vm/engine.ts) and a hypervisor driver (vm/qemu.ts).
 // Drivers know nothing of HTTP, wallets or the database: they get a VmSpec and run it.
 
-export type BiosMode = 'legacy' | 'uefi' | 'pxe';
-export type GuestOs = 'linux' | 'windows';
-export type NicModel = 'virtio' | 'e1000' | 'rtl8139';
+import type { BiosMode, GuestOs, NicModel } from '../domain/vm-kinds.js';
+import type { ExtraNic } from '../net/nic.js';
+export type { BiosMode, GuestOs, NicModel } from '../domain/vm-kinds.js';
+export type { ExtraNic } from '../net/nic.js';
 
 export interface HostForward {
   proto: 'tcp' | 'udp';
@@ -12,9 +13,6 @@ export interface HostForward {
   hostPort: number;
   guestPort: number;
 }
-
-import type { ExtraNic } from '../net/nic.js';
-export type { ExtraNic } from '../net/nic.js';
 
 export interface VmDisk {
   /** guest name: vda, vdb, ... */
@@ -89,8 +87,19 @@ export interface Hypervisor {
    * (socket `${runDir}/qga.sock`), e.g. guest-set-user-password. Rejects on timeout or agent error.
    */
   agent(taskId: string, execute: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
-  /** raw QMP command for features built later (hotplug, block_resize) */
-  qmp(taskId: string, execute: string, args?: Record<string, unknown>): Promise<unknown>;
+  /**
+   * hot-plug the qcow2 file disk.path as guest disk disk.name on a running VM. The file is first made accessible
+   * to `runAs` (QEMU opens it itself, after it dropped privileges). Rejects (nothing left attached) when the
+   * machine has no hot-pluggable bus (q35), the name is taken or the file cannot be opened.
+   */
+  attachDisk(taskId: string, disk: VmDisk): Promise<void>;
+  /**
+   * unplug guest disk `name` from a running VM. The guest must release the device (ACPI eject); rejects when it has
+   * not done so within timeoutMs (default 10 s): the disk then stays attached, a later call may finish the job.
+   */
+  detachDisk(taskId: string, name: string, timeoutMs?: number): Promise<void>;
+  /** grow guest disk `name` (the file `path`) of a running VM to `bytes` online; the guest sees the new size at once */
+  growDisk(taskId: string, name: string, path: string, bytes: number): Promise<void>;
   /** the task ids of VMs this driver currently holds */
   running(): string[];
   /** called once per VM exit (guest power off, crash, kill) */

@@ -12,7 +12,11 @@ import { cliPath, post, signedBody, startDevnet, type Devnet } from '../helpers/
 
 const newSeed = () => `0x${randomBytes(32).toString('hex')}`;
 /** a printable ASCII nonce of exactly n characters */
-const nonceOf = (n: number) => randomBytes(Math.ceil(n / 2) + 1).toString('hex').slice(0, n).padEnd(n, 'x');
+const nonceOf = (n: number) =>
+  randomBytes(Math.ceil(n / 2) + 1)
+    .toString('hex')
+    .slice(0, n)
+    .padEnd(n, 'x');
 const DAY = 24 * 3600_000;
 
 describe('auth abuse through dbc up (issue 10, finding 6)', { timeout: 300_000 }, () => {
@@ -150,7 +154,9 @@ describe('auth abuse through dbc up (issue 10, finding 6)', { timeout: 300_000 }
     db.close();
     await d.restart();
     const check = new Database(dbFile(), { readonly: true });
-    const left = (check.prepare("SELECT nonce FROM used_nonces WHERE wallet = ? ORDER BY nonce").all('aa'.repeat(32)) as Array<{ nonce: string }>).map((r) => r.nonce);
+    const left = (check.prepare('SELECT nonce FROM used_nonces WHERE wallet = ? ORDER BY nonce').all('aa'.repeat(32)) as Array<{ nonce: string }>).map(
+      (r) => r.nonce,
+    );
     check.close();
     assert.deepEqual(left, ['recent-nonce']);
     // the renter still works after the restart, and a nonce used before it is still refused

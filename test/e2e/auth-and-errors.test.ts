@@ -35,7 +35,12 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     sshA = await freeTcpPort();
     vncA = await freeVncPort();
     const r = await create(d.renter.seed, {
-      image_name: d.image, ssh_port: String(sshA), vnc_port: String(vncA), cpu_cores: '1', mem_size: '1', disk_size: '1',
+      image_name: d.image,
+      ssh_port: String(sshA),
+      vnc_port: String(vncA),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
     });
     assert.equal(r.body.errcode, 0, r.text);
     taskA = r.body.message.task_id;
@@ -55,7 +60,10 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.equal(typeof r.body.message.gpu.gpu_used, 'number');
     assert.ok(r.body.message.images.some((i: any) => i.image_name === d.image));
     const list = await post(d.api, 'mining_nodes', { peer_nodes_list: [], additional: {} });
-    assert.deepEqual(list.body.message.mining_nodes.map((n: any) => n.node_id), [d.node_id]);
+    assert.deepEqual(
+      list.body.message.mining_nodes.map((n: any) => n.node_id),
+      [d.node_id],
+    );
   });
 
   test('a replayed nonce is refused', async () => {
@@ -119,13 +127,26 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     const seedD = newSeed();
     grant(identityFromSeed(seedD).address, '--gpus', '1', '--days', '1');
     const r = await create(seedD, {
-      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', gpu_count: '1',
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+      gpu_count: '1',
     });
     assert.deepEqual(r.body, { errcode: -3, message: 'allocate gpu failed: 1 requested, 0 available for passthrough on this host' });
   });
 
-  test('data_file_name attaches only a data disk the renter brought; base images and other renters\' disks are out of reach', async () => {
-    const base = async () => ({ image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' });
+  test("data_file_name attaches only a data disk the renter brought; base images and other renters' disks are out of reach", async () => {
+    const base = async () => ({
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+    });
     // another renter of the machine (B's rental was revoked above)
     const seedE = newSeed();
     grant(identityFromSeed(seedE).address, '--days', '1');
@@ -143,7 +164,10 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.match(vdbA, /^\/data\/data_[A-Za-z0-9]+_[A-Za-z0-9]+\.qcow2$/, 'disks are shown as /data/<name>, never the host path');
     const diskA = vdbA.slice('/data/'.length);
     assert.deepEqual((await create(seedE, { ...(await base()), data_file_name: diskA })).body, notExist(diskA), 'same text as a missing file');
-    assert.deepEqual((await create(seedE, { ...(await base()), image_name: diskA })).body, { errcode: -3, message: `'image_name' is not exist (path:/data/${diskA})` });
+    assert.deepEqual((await create(seedE, { ...(await base()), image_name: diskA })).body, {
+      errcode: -3,
+      message: `'image_name' is not exist (path:/data/${diskA})`,
+    });
     // A's own disk of a live VM is in use
     const own = await create(d.renter.seed, { ...(await base()), data_file_name: diskA });
     assert.deepEqual(own.body, { errcode: -3, message: `data_file_name is used by another task: ${taskA}` });
@@ -155,15 +179,27 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     const centreDir = centreDirOf(d);
     const mine = `data_mine_${Date.now()}.qcow2`;
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(centreDir, mine), '1G']);
-    const dl = await post(d.api, 'images/download', signedBody(d.node_id, d.renter.seed, { image_server: centre.id, image_filename: mine, local_dir: '/data' }));
+    const dl = await post(
+      d.api,
+      'images/download',
+      signedBody(d.node_id, d.renter.seed, { image_server: centre.id, image_filename: mine, local_dir: '/data' }),
+    );
     assert.equal(dl.body.errcode, 0, dl.text);
-    await waitFor('download', async () => (await post(d.api, 'images/downloadprogress', signedBody(d.node_id, d.renter.seed, { image_filename: mine }))).body.message?.status === 'done', 60_000);
-    assert.deepEqual((await create(seedE, { ...(await base()), data_file_name: mine })).body, notExist(mine), 'not B\'s');
+    await waitFor(
+      'download',
+      async () =>
+        (await post(d.api, 'images/downloadprogress', signedBody(d.node_id, d.renter.seed, { image_filename: mine }))).body.message?.status === 'done',
+      60_000,
+    );
+    assert.deepEqual((await create(seedE, { ...(await base()), data_file_name: mine })).body, notExist(mine), "not B's");
     const r = await create(d.renter.seed, { ...(await base()), data_file_name: mine });
     assert.equal(r.body.errcode, 0, r.text);
     const id = r.body.message.task_id;
     const detail = await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed));
-    assert.ok(detail.body.message.disks.some((x: any) => x.name === 'vdb' && x.source_file === `/data/${mine}`), JSON.stringify(detail.body.message.disks));
+    assert.ok(
+      detail.body.message.disks.some((x: any) => x.name === 'vdb' && x.source_file === `/data/${mine}`),
+      JSON.stringify(detail.body.message.disks),
+    );
     await waitStatus(d, id, 'running', 120_000);
     const del = await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed));
     assert.equal(del.body.errcode, 0, del.text);
@@ -171,7 +207,7 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
     assert.ok(existsSync(join(imageDir, mine)), 'a reused data disk is not deleted with the VM');
   });
 
-  test('no reply carries the node\'s data directory', async () => {
+  test("no reply carries the node's data directory", async () => {
     const replies = [
       await post(d.api, 'mining_nodes', { peer_nodes_list: [d.node_id], additional: {} }),
       await post(d.api, `tasks/${taskA}`, signedBody(d.node_id, d.renter.seed)),
@@ -179,7 +215,10 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
       await post(d.api, 'tasks', signedBody(d.node_id, d.renter.seed)),
     ];
     const info = replies[0]!.body.message;
-    assert.deepEqual(info.disk_data.map((x: any) => x.path), ['/data']);
+    assert.deepEqual(
+      info.disk_data.map((x: any) => x.path),
+      ['/data'],
+    );
     for (const r of replies) {
       assert.equal(r.body.errcode, 0, r.text);
       assert.ok(!r.text.includes(d.dataDir), r.text);
@@ -189,9 +228,23 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
 
   test('disk quota: no disk grows or appears beyond what the file system can hold', async () => {
     const noSpace = { errcode: -3, message: 'mount directory:/data have no enough space' };
-    const big = await create(d.renter.seed, { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '60000' });
+    const big = await create(d.renter.seed, {
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '60000',
+    });
     assert.deepEqual(big.body, { errcode: -3, message: 'allocate disk failed' });
-    const q = await create(d.renter.seed, { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' });
+    const q = await create(d.renter.seed, {
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+    });
     assert.equal(q.body.errcode, 0, q.text);
     const id = q.body.message.task_id as string;
     await waitStatus(d, id, 'running', 120_000);
@@ -232,8 +285,15 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
   test('windows VMs forward rdp_port to 3389 and log in as Administrator; pxe VMs boot from the network', async () => {
     const rdp = await freeTcpPort();
     const win = await create(d.renter.seed, {
-      image_name: d.image, rdp_port: String(rdp), ssh_port: 'undefined', vnc_port: String(await freeVncPort()), cpu_cores: '1',
-      mem_size: '1', disk_size: '1', operation_system: 'win', bios_mode: 'uefi',
+      image_name: d.image,
+      rdp_port: String(rdp),
+      ssh_port: 'undefined',
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+      operation_system: 'win',
+      bios_mode: 'uefi',
     });
     assert.equal(win.body.errcode, 0, win.text);
     const w = await waitStatus(d, win.body.message.task_id, 'running', 120_000);
@@ -248,19 +308,35 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
       });
       s.once('error', reject);
     });
-    const noRdp = await create(d.renter.seed, { image_name: d.image, vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', operation_system: 'windows' });
+    const noRdp = await create(d.renter.seed, {
+      image_name: d.image,
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+      operation_system: 'windows',
+    });
     assert.deepEqual(noRdp.body, { errcode: -3, message: 'rdp_port is empty' });
 
     const pxe = await create(d.renter.seed, {
-      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1',
-      bios_mode: 'pxe', interface_model_type: 'e1000',
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      bios_mode: 'pxe',
+      interface_model_type: 'e1000',
     });
     assert.equal(pxe.body.errcode, 0, pxe.text);
     const p = await waitStatus(d, pxe.body.message.task_id, 'running', 60_000);
     assert.deepEqual(p.disks, [], 'a pxe VM has no disks');
     for (const id of [win.body.message.task_id, pxe.body.message.task_id]) {
       assert.equal((await post(d.api, `tasks/delete/${id}`, signedBody(d.node_id, d.renter.seed))).body.errcode, 0);
-      await waitFor('deleted', async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist', 60_000);
+      await waitFor(
+        'deleted',
+        async () => (await post(d.api, `tasks/${id}`, signedBody(d.node_id, d.renter.seed))).body.message === 'task_id not exist',
+        60_000,
+      );
     }
   });
 
@@ -281,7 +357,14 @@ describe('authorisation and bad input through dbc up', { timeout: 600_000 }, () 
   });
 
   test('bad create parameters get the original texts; nothing is created', async () => {
-    const base = { image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1' };
+    const base = {
+      image_name: d.image,
+      ssh_port: String(await freeTcpPort()),
+      vnc_port: String(await freeVncPort()),
+      cpu_cores: '1',
+      mem_size: '1',
+      disk_size: '1',
+    };
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ ...base, image_name: '' }, 'image_name is empty'],
       [{ ...base, image_name: 'undefined' }, 'image_name is empty'],

@@ -35,7 +35,11 @@ function setupTopology(): void {
   inNs(NS.sw, ['ip', 'link', 'set', 'lo', 'up']);
   inNs(NS.sw, ['ip', 'link', 'add', 'sw0', 'type', 'bridge']);
   inNs(NS.sw, ['ip', 'link', 'set', 'sw0', 'up']);
-  for (const [key, ns] of [['a', NS.a], ['b', NS.b], ['inet', NS.inet]] as const) {
+  for (const [key, ns] of [
+    ['a', NS.a],
+    ['b', NS.b],
+    ['inet', NS.inet],
+  ] as const) {
     sh(['ip', 'netns', 'add', ns]);
     inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
     inNs(NS.sw, ['ip', 'link', 'add', `p${key}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
@@ -74,7 +78,15 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
   const bodyB = (additional: Record<string, unknown> = {}, seed = B.renter.seed) => signedBody(B.node_id, seed, additional);
 
   const bridgeArgs = (self: string, peer: string) => [
-    '--host', self, '--network', 'bridge', '--lan-local', self, '--lan-peer', peer, '--no-local-image-server',
+    '--host',
+    self,
+    '--network',
+    'bridge',
+    '--lan-local',
+    self,
+    '--lan-peer',
+    peer,
+    '--no-local-image-server',
   ];
 
   before(async () => {
@@ -99,14 +111,24 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
 
   async function createVm(d: Devnet, key: string, additional: Record<string, unknown>, seed = d.renter.seed): Promise<void> {
     const ssh = 20000 + Math.floor(Math.random() * 20000);
-    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, seed, {
-      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', ...additional,
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, seed, {
+        image_name: d.image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+        ...additional,
+      }),
+    );
     assert.equal(r.body.errcode, 0, r.text);
     vm[key] = { id: r.body.message.task_id, ssh, password: '', lanIp: '' };
   }
 
-  test('both hosts run in bridge mode; the same renter\'s LAN has the same VXLAN id on both', async () => {
+  test("both hosts run in bridge mode; the same renter's LAN has the same VXLAN id on both", async () => {
     const info = await post(A.api, 'mining_nodes', { peer_nodes_list: [A.node_id], additional: {} });
     assert.equal(info.body.message.network_mode, 'bridge');
     const la = await post(A.api, 'lan/create', bodyA({ network_name: 'shared01', ip_cidr: '192.168.77.0/24' }));
@@ -125,7 +147,11 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     await createVm(A, 'a1', { network_name: 'shared01', custom_port: ['udp,7001-7002'] });
     await createVm(B, 'b1', { network_name: 'shared01' });
     await createVm(B, 'b2', { network_name: 'other001' }, seed2);
-    for (const [key, d, seed] of [['a1', A, A.renter.seed], ['b1', B, B.renter.seed], ['b2', B, seed2]] as const) {
+    for (const [key, d, seed] of [
+      ['a1', A, A.renter.seed],
+      ['b1', B, B.renter.seed],
+      ['b2', B, seed2],
+    ] as const) {
       const detail = await waitStatus(d, vm[key]!.id, 'running', 300_000, seed);
       vm[key]!.password = detail.login_password;
       vm[key]!.lanIp = detail.local_address?.[0] ?? '';
@@ -136,10 +162,15 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
 
   test('from the internet, SSH to host_ip:ssh_port reaches the VM (kernel DNAT)', async () => {
     const a1 = vm.a1!;
-    const r = await waitFor('ssh from the internet', () => {
-      const x = fromInternet({ op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password, cmd: 'ip -4 -o addr show', timeoutMs: 10_000 });
-      return x.ok ? x : undefined;
-    }, 180_000, 3000);
+    const r = await waitFor(
+      'ssh from the internet',
+      () => {
+        const x = fromInternet({ op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password, cmd: 'ip -4 -o addr show', timeoutMs: 10_000 });
+        return x.ok ? x : undefined;
+      },
+      180_000,
+      3000,
+    );
     assert.match(r.out!, new RegExp(`inet ${a1.lanIp.replace(/\./g, '\\.')}/24`));
     // no user-space proxy: nothing on host A listens on the SSH port, the kernel forwards it
     const listening = inNs(NS.a, ['ss', '-Hltn', `sport = :${a1.ssh}`]);
@@ -150,23 +181,40 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     assert.equal((await vncHandshake(IP.a, Number(detail.vnc_port))).version, 'RFB 003.008');
   });
 
-  test('a VM reaches none of the host\'s services (API, listeners on 127.0.0.1 and 0.0.0.0); the internet it does', async () => {
+  test("a VM reaches none of the host's services (API, listeners on 127.0.0.1 and 0.0.0.0); the internet it does", async () => {
     const a1 = vm.a1!;
     const base = 40000 + Math.floor(Math.random() * 5000);
     const greet = (ns: string, host: string, port: number, text: string) =>
-      spawn('ip', ['netns', 'exec', ns, process.execPath, '-e',
-        `require('net').createServer((s)=>{s.on('error',()=>{});s.end(${JSON.stringify(text + '\n')})}).listen(${port},${JSON.stringify(host)},()=>console.log('up'))`],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
-    const servers = [greet(NS.a, '127.0.0.1', base, 'SECRET_LOOPBACK'), greet(NS.a, '0.0.0.0', base + 1, 'SECRET_ANYADDR'), greet(NS.inet, '0.0.0.0', base + 2, 'HELLO_INTERNET')];
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          process.execPath,
+          '-e',
+          `require('net').createServer((s)=>{s.on('error',()=>{});s.end(${JSON.stringify(text + '\n')})}).listen(${port},${JSON.stringify(host)},()=>console.log('up'))`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+    const servers = [
+      greet(NS.a, '127.0.0.1', base, 'SECRET_LOOPBACK'),
+      greet(NS.a, '0.0.0.0', base + 1, 'SECRET_ANYADDR'),
+      greet(NS.inet, '0.0.0.0', base + 2, 'HELLO_INTERNET'),
+    ];
     try {
-      for (const s of servers) await new Promise((r) => s.stdout!.once('data', r));
+      for (const s of servers) await new Promise((r) => s.stdout.once('data', r));
       const api = Number(new URL(A.api).port);
       const probe = (name: string, host: string, port: number, send = '') =>
         `echo "${name}=$(printf '${send}' | timeout 8 nc -w 4 ${host} ${port} 2>/dev/null | head -c 40 | tr -d '\\r\\n')";`;
       const cmd = [
-        probe('API', IP.a, api, 'GET / HTTP/1.0\\r\\n\\r\\n'), probe('APIGW', '10.200.0.1', api, 'GET / HTTP/1.0\\r\\n\\r\\n'),
-        probe('LOOP', '10.200.0.1', base), probe('ANYGW', '10.200.0.1', base + 1), probe('ANY', IP.a, base + 1),
-        probe('INET', IP.inet, base + 2), 'echo DONE',
+        probe('API', IP.a, api, 'GET / HTTP/1.0\\r\\n\\r\\n'),
+        probe('APIGW', '10.200.0.1', api, 'GET / HTTP/1.0\\r\\n\\r\\n'),
+        probe('LOOP', '10.200.0.1', base),
+        probe('ANYGW', '10.200.0.1', base + 1),
+        probe('ANY', IP.a, base + 1),
+        probe('INET', IP.inet, base + 2),
+        'echo DONE',
       ].join(' ');
       const x = fromInternet({ op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password, cmd, timeoutMs: 90_000 });
       assert.ok(x.ok, JSON.stringify(x));
@@ -181,21 +229,53 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     const a1 = vm.a1!;
     const b1 = vm.b1!;
     const b2 = vm.b2!;
-    await waitFor('b1 ssh', () => (fromInternet({ op: 'ssh', host: IP.b, port: b1.ssh, password: b1.password, timeoutMs: 10_000 }).ok ? true : undefined), 180_000, 3000);
-    await waitFor('b2 ssh', () => (fromInternet({ op: 'ssh', host: IP.b, port: b2.ssh, password: b2.password, timeoutMs: 10_000 }).ok ? true : undefined), 180_000, 3000);
-    const ping = await waitFor('LAN ping a1 -> b1', () => {
-      const x = fromInternet({ op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password, cmd: `/bin/ping -c 2 -W 2 ${b1.lanIp} && echo PING_OK`, timeoutMs: 20_000 });
-      return x.ok && x.out!.includes('PING_OK') ? x.out : undefined;
-    }, 60_000, 2000);
-    assert.match(ping!, /PING_OK/);
-    const back = fromInternet({ op: 'ssh', host: IP.b, port: b1.ssh, password: b1.password, cmd: `echo | nc -w 3 ${a1.lanIp} 22 | head -c 7`, timeoutMs: 20_000 });
+    await waitFor(
+      'b1 ssh',
+      () => (fromInternet({ op: 'ssh', host: IP.b, port: b1.ssh, password: b1.password, timeoutMs: 10_000 }).ok ? true : undefined),
+      180_000,
+      3000,
+    );
+    await waitFor(
+      'b2 ssh',
+      () => (fromInternet({ op: 'ssh', host: IP.b, port: b2.ssh, password: b2.password, timeoutMs: 10_000 }).ok ? true : undefined),
+      180_000,
+      3000,
+    );
+    const ping = await waitFor(
+      'LAN ping a1 -> b1',
+      () => {
+        const x = fromInternet({
+          op: 'ssh',
+          host: IP.a,
+          port: a1.ssh,
+          password: a1.password,
+          cmd: `/bin/ping -c 2 -W 2 ${b1.lanIp} && echo PING_OK`,
+          timeoutMs: 20_000,
+        });
+        return x.ok && x.out!.includes('PING_OK') ? x.out : undefined;
+      },
+      60_000,
+      2000,
+    );
+    assert.match(ping, /PING_OK/);
+    const back = fromInternet({
+      op: 'ssh',
+      host: IP.b,
+      port: b1.ssh,
+      password: b1.password,
+      cmd: `echo | nc -w 3 ${a1.lanIp} 22 | head -c 7`,
+      timeoutMs: 20_000,
+    });
     assert.equal(back.out?.trim(), 'SSH-2.0', JSON.stringify(back));
     // b2 is on another renter's LAN with the same subnet: neither a1 nor b1 answers it (b2 may hold the same address
     // as b1, from host B's slice of a different segment: then only a1 is a meaningful target)
     const targets = [a1.lanIp, b1.lanIp].filter((ip) => ip !== b2.lanIp);
     assert.ok(targets.includes(a1.lanIp), `${a1.lanIp} ${b2.lanIp}`);
     const isolated = fromInternet({
-      op: 'ssh', host: IP.b, port: b2.ssh, password: b2.password,
+      op: 'ssh',
+      host: IP.b,
+      port: b2.ssh,
+      password: b2.password,
       cmd: `${targets.map((ip) => `/bin/ping -c 2 -W 2 ${ip} >/dev/null 2>&1 && echo REACHED_${ip};`).join(' ')} /bin/ping -c 1 -W 3 10.200.0.1 >/dev/null 2>&1 && echo GATEWAY_OK; echo DONE`,
       timeoutMs: 30_000,
     });
@@ -204,7 +284,7 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     assert.doesNotMatch(isolated.out!, /REACHED/);
   });
 
-  test('stopping a VM removes its forwards and taps; the other VM\'s stay', async () => {
+  test("stopping a VM removes its forwards and taps; the other VM's stay", async () => {
     const b1 = vm.b1!;
     const b2 = vm.b2!;
     assert.match(nftTable(NS.b), new RegExp(`dport ${b2.ssh} `));
@@ -220,8 +300,12 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
   test('a custom UDP range forwards to the VM', async () => {
     const a1 = vm.a1!;
     const start = fromInternet({
-      op: 'ssh', host: IP.a, port: a1.ssh, password: a1.password,
-      cmd: '(dbc-udp-echo 7002 60 >/dev/null 2>&1 &) ; sleep 0.5; echo STARTED', timeoutMs: 15_000,
+      op: 'ssh',
+      host: IP.a,
+      port: a1.ssh,
+      password: a1.password,
+      cmd: '(dbc-udp-echo 7002 60 >/dev/null 2>&1 &) ; sleep 0.5; echo STARTED',
+      timeoutMs: 15_000,
     });
     assert.match(start.out ?? '', /STARTED/, JSON.stringify(start));
     const echo = fromInternet({ op: 'udp', host: IP.a, port: 7002, text: 'hello-over-udp', count: 20 });
@@ -257,10 +341,15 @@ describe('bridge mode: two hosts, VXLAN LANs, kernel port forwards, filters, res
     inNs(NS.a, ['nft', 'insert', 'rule', 'ip', 'dbc', 'prerouting', 'tcp', 'dport', '9999', 'dnat', 'to', '10.200.0.250:22']);
     assert.match(nftTable(NS.a), /9999/);
     await A.restart();
-    const after = await waitFor('table rebuilt', () => {
-      const t = nftTable(NS.a);
-      return t.includes('9999') || t.includes('stale_chain') ? undefined : t;
-    }, 60_000, 500);
+    const after = await waitFor(
+      'table rebuilt',
+      () => {
+        const t = nftTable(NS.a);
+        return t.includes('9999') || t.includes('stale_chain') ? undefined : t;
+      },
+      60_000,
+      500,
+    );
     assert.equal(after, before);
     const detail = await waitStatus(A, a1.id, 'running', 60_000);
     assert.equal(detail.status, 'running');

@@ -11,7 +11,17 @@ import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
 import { FakeChain } from '../../src/rental/fake-chain.js';
 import {
-  cliPath, ensureTestImage, freeTcpPort, killQemuUnder, post, qemuPidsUnder, sessionBody, signedBody, sleep, waitFor, type DevnetJson,
+  cliPath,
+  ensureTestImage,
+  freeTcpPort,
+  killQemuUnder,
+  post,
+  qemuPidsUnder,
+  sessionBody,
+  signedBody,
+  sleep,
+  waitFor,
+  type DevnetJson,
 } from '../helpers/devnet.js';
 import { freeVncPort } from '../helpers/tasks.js';
 
@@ -33,7 +43,12 @@ describe('chain rentals through dbc up', { timeout: 400_000 }, () => {
   const fail = (r: { body: { errcode: number; message: unknown } }, text: string) =>
     assert.deepEqual(r.body, { errcode: -3, message: `check authority failed: ${text}` });
   const vm = async () => ({
-    image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
+    image_name: d.image,
+    ssh_port: String(await freeTcpPort()),
+    vnc_port: String(await freeVncPort()),
+    cpu_cores: '1',
+    mem_size: '1',
+    disk_size: '1',
   });
   // the node reads the head at most once a second and caches answers per block: let it see a chain change
   const settle = () => sleep(1200);
@@ -45,18 +60,40 @@ describe('chain rentals through dbc up', { timeout: 400_000 }, () => {
     rpc = await chain.listen();
     dataDir = mkdtempSync(join(os.tmpdir(), 'dbc-e2e-chain-'));
     const args = [
-      cliPath, 'up', '--data-dir', dataDir, '--http-port', '0', '--image', image, '--shutdown-timeout', '20',
-      '--expiry-sweep', '1', '--delete-grace', String(DELETE_GRACE_S),
-      '--rentals', 'chain', '--chain-rpc', rpc, '--chain-outage-grace', String(OUTAGE_GRACE_S),
+      cliPath,
+      'up',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--image',
+      image,
+      '--shutdown-timeout',
+      '20',
+      '--expiry-sweep',
+      '1',
+      '--delete-grace',
+      String(DELETE_GRACE_S),
+      '--rentals',
+      'chain',
+      '--chain-rpc',
+      rpc,
+      '--chain-outage-grace',
+      String(OUTAGE_GRACE_S),
     ];
     proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug' } });
     proc.stdout!.on('data', (x) => (out += x));
     proc.stderr!.on('data', (x) => (out += x));
     const file = join(dataDir, 'devnet.json');
-    d = await waitFor('devnet.json', () => {
-      if (proc!.exitCode !== null) throw new Error(`dbc up exited: ${out}`);
-      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DevnetJson) : undefined;
-    }, 60_000, 100);
+    d = await waitFor(
+      'devnet.json',
+      () => {
+        if (proc!.exitCode !== null) throw new Error(`dbc up exited: ${out}`);
+        return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DevnetJson) : undefined;
+      },
+      60_000,
+      100,
+    );
     M = d.node_id;
     assert.equal((d as DevnetJson & { rentals?: string }).rentals, 'chain');
   });
@@ -115,10 +152,15 @@ describe('chain rentals through dbc up', { timeout: 400_000 }, () => {
     fail(await post(d.api, 'tasks/start', signedBody(M, bobSeed, await vm())), 'wallet not rented');
     fail(await post(d.api, 'tasks', signedBody(M, carolSeed)), 'wallet not rented');
     await waitFor('committee VM deleted', () => !readdirNames(join(dataDir, 'vms')).some((n) => n.startsWith('vm_check_')), 30_000);
-    await waitFor('VM running', async () => {
-      const x = await detail(taskId, d.renter.seed);
-      return x.body.message?.status === 'running' ? true : undefined;
-    }, 180_000, 500);
+    await waitFor(
+      'VM running',
+      async () => {
+        const x = await detail(taskId, d.renter.seed);
+        return x.body.message?.status === 'running' ? true : undefined;
+      },
+      180_000,
+      500,
+    );
     sessionId = (await post(d.api, 'mining_nodes/session_id', signedBody(M, d.renter.seed))).body.message.session_id;
     assert.equal((await post(d.api, 'tasks', sessionBody(M, sessionId, d.renter.seed))).body.errcode, 0);
   });

@@ -14,11 +14,20 @@ describe('daemon crash and restart', { timeout: 600_000 }, () => {
     await d?.destroy();
   });
 
-  test('a running VM survives kill -9 of the daemon; a VM being created ends running or create error; nonces stay used', async () => {
+  test('a running VM survives kill -9 of the daemon; a VM being created resumes to running under its operation; nonces stay used', async () => {
     const sshPort = await freeTcpPort();
-    const r1 = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: d.image, ssh_port: String(sshPort), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r1 = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: d.image,
+        ssh_port: String(sshPort),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r1.body.errcode, 0, r1.text);
     const running = r1.body.message.task_id as string;
     const detail = await waitStatus(d, running, 'running', 120_000);
@@ -28,11 +37,21 @@ describe('daemon crash and restart', { timeout: 600_000 }, () => {
     const usedBody = signedBody(d.node_id, d.renter.seed);
     assert.equal((await post(d.api, 'tasks', usedBody)).body.errcode, 0);
 
-    const r2 = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r2 = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: d.image,
+        ssh_port: String(await freeTcpPort()),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r2.body.errcode, 0, r2.text);
     const creating = r2.body.message.task_id as string;
+    const createOp = r2.body.message.operation_id as string;
     await d.kill9(); // while the second VM is being created
 
     assert.deepEqual(qemuPidsUnder(join(d.dataDir, 'vms', running)), pidsBefore, 'the VM kept running without the daemon');
@@ -43,12 +62,21 @@ describe('daemon crash and restart', { timeout: 600_000 }, () => {
     assert.deepEqual(qemuPidsUnder(join(d.dataDir, 'vms', running)), pidsBefore, 'adopted, not restarted');
     await waitFor('ssh after daemon restart', () => sshExec('127.0.0.1', sshPort, 'dbc', detail.login_password, 'echo alive'), 60_000, 2000);
 
-    const end = await waitFor('half-created VM settles', async () => {
-      const t = await taskDetail(d, creating);
-      return t.status === 'running' || t.status === 'create error' ? t.status : undefined;
-    }, 180_000, 1000);
-    assert.ok(end === 'running' || end === 'create error');
-    if (end === 'running') assert.equal(qemuPidsUnder(join(d.dataDir, 'vms', creating)).length, 1, 'exactly one QEMU');
+    const end = await waitFor(
+      'half-created VM settles',
+      async () => {
+        const t = await taskDetail(d, creating);
+        return t.status === 'running' || t.status === 'create error' ? t : undefined;
+      },
+      180_000,
+      1000,
+    );
+    assert.equal(end.status, 'running', `the half-created VM resumes to running (last_error: ${end.last_error ?? ''})`);
+    assert.equal(qemuPidsUnder(join(d.dataDir, 'vms', creating)).length, 1, 'exactly one QEMU');
+    // the operation the renter was given finishes: the create was continued, not replaced
+    const op = await post(d.api, `operations/${createOp}`, signedBody(d.node_id, d.renter.seed));
+    assert.equal(op.body.errcode, 0, op.text);
+    assert.equal(op.body.message.status, 'done', JSON.stringify(op.body.message));
 
     const list = await post(d.api, 'tasks', signedBody(d.node_id, d.renter.seed));
     const ids = list.body.message.map((t: any) => t.task_id).sort();

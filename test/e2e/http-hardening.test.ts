@@ -27,35 +27,37 @@ async function openSlow(host: string, port: number, n: number, kind: 'headers' |
   const all: Slow[] = [];
   for (let i = 0; i < n; i += 200) {
     await Promise.all(
-      Array.from({ length: Math.min(200, n - i) }, () =>
-        new Promise<void>((resolve) => {
-          const sock = net.createConnection({ host, port });
-          const s: Slow = { sock, opened: Date.now(), data: '' };
-          all.push(s);
-          let settled = false;
-          const done = () => {
-            if (!settled) {
-              settled = true;
-              resolve();
-            }
-          };
-          sock.setEncoding('latin1');
-          sock.on('data', (d: string) => (s.data += d));
-          sock.on('error', () => undefined);
-          sock.on('close', () => {
-            s.closedAt = Date.now();
-            done();
-          });
-          sock.on('connect', () => {
-            sock.write(
-              kind === 'headers'
-                ? 'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Slow: '
-                : 'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"peer_nodes_list":',
-            );
-            // a connection beyond the cap is accepted by the kernel and closed by the server at once: wait a moment
-            setTimeout(done, 50);
-          });
-        }),
+      Array.from(
+        { length: Math.min(200, n - i) },
+        () =>
+          new Promise<void>((resolve) => {
+            const sock = net.createConnection({ host, port });
+            const s: Slow = { sock, opened: Date.now(), data: '' };
+            all.push(s);
+            let settled = false;
+            const done = () => {
+              if (!settled) {
+                settled = true;
+                resolve();
+              }
+            };
+            sock.setEncoding('latin1');
+            sock.on('data', (d: string) => (s.data += d));
+            sock.on('error', () => undefined);
+            sock.on('close', () => {
+              s.closedAt = Date.now();
+              done();
+            });
+            sock.on('connect', () => {
+              sock.write(
+                kind === 'headers'
+                  ? 'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Slow: '
+                  : 'POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"peer_nodes_list":',
+              );
+              // a connection beyond the cap is accepted by the kernel and closed by the server at once: wait a moment
+              setTimeout(done, 50);
+            });
+          }),
       ),
     );
   }
@@ -82,9 +84,18 @@ describe('HTTP hardening: timeouts, connection cap, keep-alive, failed-auth budg
   before(async () => {
     d = await startDevnet({
       extraArgs: [
-        '--http-max-connections', String(CAP), '--http-headers-timeout', String(HEADERS_TIMEOUT_S),
-        '--http-body-timeout', String(BODY_TIMEOUT_S), '--http-keep-alive-timeout', String(KEEP_ALIVE_S),
-        '--http-auth-fail-limit', '5', '--http-auth-fail-window', '60',
+        '--http-max-connections',
+        String(CAP),
+        '--http-headers-timeout',
+        String(HEADERS_TIMEOUT_S),
+        '--http-body-timeout',
+        String(BODY_TIMEOUT_S),
+        '--http-keep-alive-timeout',
+        String(KEEP_ALIVE_S),
+        '--http-auth-fail-limit',
+        '5',
+        '--http-auth-fail-window',
+        '60',
       ],
     });
     const u = new URL(d.api);
@@ -106,9 +117,14 @@ describe('HTTP hardening: timeouts, connection cap, keep-alive, failed-auth budg
     const deadline = t0 + (BODY_TIMEOUT_S + 6) * 1000;
     while (Date.now() < deadline && slow.some((s) => s.closedAt === undefined)) await sleep(200);
     const open = slow.filter((s) => s.closedAt === undefined);
-    const lifetimes = slow.filter((s) => s.closedAt !== undefined).map((s) => s.closedAt! - s.opened).sort((a, b) => a - b);
+    const lifetimes = slow
+      .filter((s) => s.closedAt !== undefined)
+      .map((s) => s.closedAt! - s.opened)
+      .sort((a, b) => a - b);
     const answered408 = slow.filter((s) => s.data.startsWith('HTTP/1.1 408')).length;
-    console.log(`closed ${lifetimes.length}/${slow.length}: lifetime median ${lifetimes[lifetimes.length >> 1]} ms, max ${lifetimes.at(-1)} ms; ${answered408} answered 408`);
+    console.log(
+      `closed ${lifetimes.length}/${slow.length}: lifetime median ${lifetimes[lifetimes.length >> 1]} ms, max ${lifetimes.at(-1)} ms; ${answered408} answered 408`,
+    );
     for (const s of open) s.sock.destroy();
     assert.equal(open.length, 0, `${open.length} slow connections still open`);
     const withBody = slow.filter((s) => s.data.length > 0);
@@ -182,7 +198,6 @@ describe('HTTP hardening: timeouts, connection cap, keep-alive, failed-auth budg
     assert.match(data, /keep-alive/i);
     assert.ok(end > 0 && end - t0 < (KEEP_ALIVE_S + 3) * 1000, `closed after ${end - t0} ms`);
   });
-
 });
 
 describe('out of file descriptors (default HTTP limits)', { timeout: 120_000 }, () => {

@@ -7,7 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
-import { cliPath, ensureTestImage, freeTcpPort, killRsyncUnder, post, sha256, signedBody, startDevnet, waitFor, type Devnet, type Reply } from '../helpers/devnet.js';
+import {
+  cliPath,
+  ensureTestImage,
+  freeTcpPort,
+  killRsyncUnder,
+  post,
+  sha256,
+  signedBody,
+  startDevnet,
+  waitFor,
+  type Devnet,
+  type Reply,
+} from '../helpers/devnet.js';
 import { freeVncPort } from '../helpers/tasks.js';
 
 describe('image centres and transfers are no way around tenant isolation', { timeout: 600_000 }, () => {
@@ -38,7 +50,9 @@ describe('image centres and transfers are no way around tenant isolation', { tim
     centre = d.image_servers![0]!;
     assert.equal(centre.id, 'ID_1');
     seedB = `0x${randomBytes(32).toString('hex')}`;
-    execFileSync(process.execPath, [cliPath, 'rental', 'grant', '--data-dir', d.dataDir, '--wallet', identityFromSeed(seedB).address, '--days', '1'], { encoding: 'utf8' });
+    execFileSync(process.execPath, [cliPath, 'rental', 'grant', '--data-dir', d.dataDir, '--wallet', identityFromSeed(seedB).address, '--days', '1'], {
+      encoding: 'utf8',
+    });
   });
   after(async () => {
     if (d) {
@@ -73,21 +87,33 @@ describe('image centres and transfers are no way around tenant isolation', { tim
     assert.match(r.stderr, /read only/);
     // the upload module wants a password it does not get
     const up = spawnSync('rsync', ['--inplace', junk, `rsync://${centre.host}:${centre.port}/${centre.module}-upload/${d.image}`], {
-      encoding: 'utf8', env: { ...process.env, RSYNC_PASSWORD: 'guess' },
+      encoding: 'utf8',
+      env: { ...process.env, RSYNC_PASSWORD: 'guess' },
     });
     assert.notEqual(up.status, 0);
     assert.equal(sha256(base), before, 'the node base image is unchanged');
     assert.equal(sha256(copy), centreBefore, 'the centre copy is unchanged');
     // anonymous listing still works
     const list = await call('images', { peer_nodes_list: [], additional: { image_server: 'ID_1' } });
-    assert.ok(list.body.message.some((i: { image_name: string }) => i.image_name === d.image), list.text);
+    assert.ok(
+      list.body.message.some((i: { image_name: string }) => i.image_name === d.image),
+      list.text,
+    );
   });
 
-  test('finding 4: client-local upload of a renter\'s data disk: refused without a credential and with another renter\'s', async () => {
+  test("finding 4: client-local upload of a renter's data disk: refused without a credential and with another renter's", async () => {
     const ssh = await freeTcpPort();
-    const start = await call('tasks/start', A({
-      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const start = await call(
+      'tasks/start',
+      A({
+        image_name: d.image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(start.body.errcode, 0, start.text);
     const taskId = start.body.message.task_id as string;
     const disk = await waitFor('the data disk', () => readdirSync(imageDir()).find((f) => f.startsWith('data_') && f.includes(taskId)), 60_000, 200);
@@ -105,7 +131,7 @@ describe('image centres and transfers are no way around tenant isolation', { tim
     await call('tasks/delete/' + taskId, A());
   });
 
-  test('finding 5: renter B neither reads nor stops A\'s download or upload; A still can', async () => {
+  test("finding 5: renter B neither reads nor stops A's download or upload; A still can", async () => {
     qcow2(join(centreDir(), 'big.qcow2'));
     qcow2(join(imageDir(), 'up.qcow2'));
     qcow2(join(imageDir(), 'up2.qcow2'));

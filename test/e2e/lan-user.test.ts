@@ -14,9 +14,19 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
 
   async function createVm(extra: Record<string, unknown>): Promise<{ errcode: number; message: any; text: string; ssh: number }> {
     const ssh = await freeTcpPort();
-    const r = await post(d.api, 'tasks/start', body({
-      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1', ...extra,
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      body({
+        image_name: d.image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+        ...extra,
+      }),
+    );
     return { errcode: r.body.errcode, message: r.body.message, text: r.text, ssh };
   }
 
@@ -32,9 +42,14 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
     const create = async (additional: Record<string, unknown>) => (await post(d.api, 'lan/create', body(additional))).body;
     assert.deepEqual(await create({ network_name: '', ip_cidr: '192.168.66.0/24' }), { errcode: -3, message: 'network name can not be empty' });
     for (const bad of ['abc', 'abcdefghijk', 'bad-name1', 'bad name1', '../etc1', 'ünïcode1']) {
-      assert.deepEqual(await create({ network_name: bad, ip_cidr: '192.168.66.0/24' }), {
-        errcode: -3, message: 'network name requires a combination of 6 to 10 letters or numbers',
-      }, bad);
+      assert.deepEqual(
+        await create({ network_name: bad, ip_cidr: '192.168.66.0/24' }),
+        {
+          errcode: -3,
+          message: 'network name requires a combination of 6 to 10 letters or numbers',
+        },
+        bad,
+      );
     }
     assert.deepEqual(await create({ network_name: 'testnet1' }), { errcode: -3, message: 'ip cidr can not be empty' });
     for (const bad of ['192.168.66.0', '192.168.66.0/33', '300.1.1.0/24', '192.168.122.0/24', '10.0.0.0/8', '224.1.0.0/24', '192.168.66.0/24; rm -rf /']) {
@@ -85,10 +100,15 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
     assert.notEqual(lanIps[0], lanIps[1]);
     // each guest took its LAN address by DHCP from the node (the guest prints its leases on the console)
     for (const [i, vm] of vms.entries()) {
-      await waitFor(`guest ${i} LAN lease`, async () => {
-        const out = await sshExec('127.0.0.1', vm.ssh, 'dbc', vm.password, 'ip -4 -o addr show', 10_000).catch(() => '');
-        return out.includes(`inet ${lanIps[i]}/24`) ? out : undefined;
-      }, 120_000, 2000);
+      await waitFor(
+        `guest ${i} LAN lease`,
+        async () => {
+          const out = await sshExec('127.0.0.1', vm.ssh, 'dbc', vm.password, 'ip -4 -o addr show', 10_000).catch(() => '');
+          return out.includes(`inet ${lanIps[i]}/24`) ? out : undefined;
+        },
+        120_000,
+        2000,
+      );
     }
     const ping = await sshExec('127.0.0.1', vms[0]!.ssh, 'dbc', vms[0]!.password, `/bin/ping -c 3 -W 3 ${lanIps[1]} && echo PING_OK`, 30_000);
     assert.match(ping, /PING_OK/, ping);
@@ -103,9 +123,13 @@ describe('user mode: LANs between the VMs of one host', { timeout: 600_000 }, ()
     assert.deepEqual([...one.body.message.members].sort(), vms.map((v) => v.id).sort());
     const list = await post(d.api, 'lan', body());
     assert.ok(Array.isArray(list.body.message), list.text);
-    assert.deepEqual(list.body.message.map((n: any) => n.network_name), ['testnet1']);
+    assert.deepEqual(
+      list.body.message.map((n: any) => n.network_name),
+      ['testnet1'],
+    );
     assert.deepEqual((await post(d.api, 'lan/delete/testnet1', body())).body, {
-      errcode: -3, message: 'network is in used, please delete task in the network first',
+      errcode: -3,
+      message: 'network is in used, please delete task in the network first',
     });
     assert.deepEqual((await post(d.api, 'lan/delete/nosuch12', body())).body, { errcode: -3, message: 'network name not exist' });
     // client-local forms (empty peer list): the client host holds no LANs of its own

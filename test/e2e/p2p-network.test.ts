@@ -6,9 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
-import {
-  cliPath, ensureTestImage, freeTcpPort, post, qemuPidsUnder, repoRoot, signedBody, sshExec, waitFor, type Devnet,
-} from '../helpers/devnet.js';
+import { cliPath, ensureTestImage, freeTcpPort, post, qemuPidsUnder, repoRoot, signedBody, sshExec, waitFor, type Devnet } from '../helpers/devnet.js';
 import { dialAddr, LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../helpers/p2p.js';
 import { freeVncPort, waitStatus } from '../helpers/tasks.js';
 
@@ -29,7 +27,17 @@ function via(client: RoleProc, node: RoleProc, ...others: RoleProc[]): Devnet {
   } as unknown as Devnet;
 }
 
-const nodeArgs = (name: string, extra: string[] = []) => ['--listen', LOOPBACK_LISTEN, '--host', '127.0.0.1', '--name', name, '--shutdown-timeout', '10', ...extra];
+const nodeArgs = (name: string, extra: string[] = []) => [
+  '--listen',
+  LOOPBACK_LISTEN,
+  '--host',
+  '127.0.0.1',
+  '--name',
+  name,
+  '--shutdown-timeout',
+  '10',
+  ...extra,
+];
 
 describe('seed, client and two GPU nodes as four processes', { timeout: 600_000 }, () => {
   let seed: RoleProc;
@@ -55,19 +63,30 @@ describe('seed, client and two GPU nodes as four processes', { timeout: 600_000 
   });
 
   test('mining_nodes with an empty peer list shows both GPU nodes; /peers/active shows the connected peers', async () => {
-    const list = await waitFor('both nodes known to the client', async () => {
-      const r = await post(client.info.api!, 'mining_nodes', { peer_nodes_list: [], additional: {} });
-      const nodes = r.body.message.mining_nodes as Array<{ node_id: string; name: string; version: string }>;
-      return nodes.length === 2 ? nodes : undefined;
-    }, 30_000, 200);
+    const list = await waitFor(
+      'both nodes known to the client',
+      async () => {
+        const r = await post(client.info.api!, 'mining_nodes', { peer_nodes_list: [], additional: {} });
+        const nodes = r.body.message.mining_nodes as Array<{ node_id: string; name: string; version: string }>;
+        return nodes.length === 2 ? nodes : undefined;
+      },
+      30_000,
+      200,
+    );
     assert.deepEqual(
       list.map((n) => [n.node_id, n.name, n.version]).sort(),
-      [[n1.info.node_id, 'gpu-1', '0.4.1.8'], [n2.info.node_id, 'gpu-2', '0.4.1.8']].sort(),
+      [
+        [n1.info.node_id, 'gpu-1', '0.4.1.8'],
+        [n2.info.node_id, 'gpu-2', '0.4.1.8'],
+      ].sort(),
     );
     const active = await post(client.info.api!, 'peers/active', {});
     assert.equal(active.body.errcode, 0);
     const peers = active.body.message.peer_nodes_list as Array<{ node_id: string; addr: string }>;
-    assert.ok(peers.some((p) => p.node_id === seed.info.peer_id), active.text);
+    assert.ok(
+      peers.some((p) => p.node_id === seed.info.peer_id),
+      active.text,
+    );
     for (const p of peers) assert.match(p.addr, /^127\.0\.0\.1:\d+$/);
     const global = await post(client.info.api!, 'peers/global', {});
     assert.equal(global.body.errcode, 0);
@@ -77,9 +96,18 @@ describe('seed, client and two GPU nodes as four processes', { timeout: 600_000 
   test('a signed tasks/start through the client lands on the right node and boots a VM there; the other node has nothing', async () => {
     const sshPort = await freeTcpPort();
     const vncPort = await freeVncPort();
-    const r = await post(client.info.api!, 'tasks/start', signedBody(n1.info.node_id!, renterSeed, {
-      image_name: 'dbc-test.qcow2', ssh_port: String(sshPort), vnc_port: String(vncPort), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r = await post(
+      client.info.api!,
+      'tasks/start',
+      signedBody(n1.info.node_id!, renterSeed, {
+        image_name: 'dbc-test.qcow2',
+        ssh_port: String(sshPort),
+        vnc_port: String(vncPort),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.errcode, 0, r.text);
     assert.equal(r.body.message.status, 'creating');
@@ -98,7 +126,10 @@ describe('seed, client and two GPU nodes as four processes', { timeout: 600_000 
     const missing = await post(client.info.api!, `tasks/${taskId}`, signedBody(n2.info.node_id!, renterSeed));
     assert.equal(missing.body.message, 'task_id not exist', missing.text);
     const mine = await post(client.info.api!, 'tasks', signedBody(n1.info.node_id!, renterSeed));
-    assert.deepEqual((mine.body.message as Array<{ task_id: string }>).map((t) => t.task_id), [taskId]);
+    assert.deepEqual(
+      (mine.body.message as Array<{ task_id: string }>).map((t) => t.task_id),
+      [taskId],
+    );
   });
 
   test('killing the seed does not break client <-> node traffic already discovered', async () => {
@@ -132,10 +163,15 @@ describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }
     muxClient = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', 'mux', ...seedArgs([seed])]);
     grant(n1);
     for (const c of [client, muxClient]) {
-      await waitFor('node known', async () => {
-        const r = await post(c.info.api!, 'tasks', signedBody(n1.info.node_id!, renterSeed));
-        return r.body.errcode === 0;
-      }, 30_000, 200);
+      await waitFor(
+        'node known',
+        async () => {
+          const r = await post(c.info.api!, 'tasks', signedBody(n1.info.node_id!, renterSeed));
+          return r.body.errcode === 0;
+        },
+        30_000,
+        200,
+      );
     }
   });
 
@@ -176,10 +212,15 @@ describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }
     assert.notEqual(dialAddr(n1), oldAddr);
     const restarted = Date.now();
     for (const c of [client, muxClient]) {
-      await waitFor('requests succeed again', async () => {
-        const r = await post(c.info.api!, 'tasks', signedBody(n1.info.node_id!, renterSeed));
-        return r.body.errcode === 0 ? r : undefined;
-      }, 30_000, 250);
+      await waitFor(
+        'requests succeed again',
+        async () => {
+          const r = await post(c.info.api!, 'tasks', signedBody(n1.info.node_id!, renterSeed));
+          return r.body.errcode === 0 ? r : undefined;
+        },
+        30_000,
+        250,
+      );
       const ms = Date.now() - restarted;
       assert.ok(ms < 30_000, `picked up after ${ms} ms`);
       console.log(`# node restart picked up by the ${c === client ? 'stream' : 'mux'} client after ${ms} ms`);
@@ -191,10 +232,15 @@ describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }
     forger = spawn(process.execPath, [script, dialAddr(seed), dialAddr(client), n1.info.node_id!], { stdio: ['ignore', 'pipe', 'pipe'] });
     forger.stdout!.on('data', (d) => (forgerOut += d));
     forger.stderr!.on('data', (d) => (forgerOut += d));
-    const report = await waitFor('forger done', () => {
-      const line = forgerOut.split('\n').find((l) => l.startsWith('{"ghost"'));
-      return line ? (JSON.parse(line) as { ghost: string; peer_id: string; verdicts: Record<string, string> }) : undefined;
-    }, 30_000, 100).catch((err: Error) => {
+    const report = await waitFor(
+      'forger done',
+      () => {
+        const line = forgerOut.split('\n').find((l) => l.startsWith('{"ghost"'));
+        return line ? (JSON.parse(line) as { ghost: string; peer_id: string; verdicts: Record<string, string> }) : undefined;
+      },
+      30_000,
+      100,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n${forgerOut}`);
     });
     for (const k of ['seed:victim', 'seed:ghost', 'client:victim', 'client:ghost']) {
@@ -220,7 +266,11 @@ describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }
     assert.equal(again.body.errcode, -32701);
     forger.kill('SIGTERM');
     await new Promise<void>((r) => (forger!.exitCode !== null ? r() : forger!.once('exit', () => r())));
-    const last = forgerOut.trim().split('\n').filter((l) => l.startsWith('{"rpc_streams"')).pop();
+    const last = forgerOut
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{"rpc_streams"'))
+      .pop();
     assert.deepEqual(JSON.parse(last ?? '{"rpc_streams":0}'), { rpc_streams: 0 }, forgerOut);
   });
 });

@@ -17,9 +17,18 @@ describe('rental expiry', { timeout: 400_000 }, () => {
   });
 
   test('an ended rental stops the VM, ends the session, then deletes the VM after the grace period', async () => {
-    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: d.image, ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: d.image,
+        ssh_port: String(await freeTcpPort()),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r.body.errcode, 0, r.text);
     const taskId = r.body.message.task_id as string;
     await waitStatus(d, taskId, 'running', 120_000);

@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  freeTcpPort, killRsyncUnder, post, sha256, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet,
-} from '../helpers/devnet.js';
+import { freeTcpPort, killRsyncUnder, post, sha256, signedBody, sleep, sshExec, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
 import { freeVncPort, hostPathOf, waitOperation, waitStatus } from '../helpers/tasks.js';
 import { freeBytes } from '../../src/images/names.js';
 
@@ -28,9 +26,18 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
 
   async function createVm(d: Devnet, image: string): Promise<{ taskId: string; ssh: number; password: string }> {
     const ssh = await freeTcpPort();
-    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+      }),
+    );
     assert.equal(r.body.errcode, 0, r.text);
     const detail = await waitStatus(d, r.body.message.task_id, 'running', 180_000);
     await waitFor('ssh', () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'true'), 120_000, 2000);
@@ -61,7 +68,10 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     assert.deepEqual(servers.body, { errcode: 0, message: { image_server: ['ID_1', 'ID_A'] } });
     const centre = await post(b.api, 'images', { peer_nodes_list: [], additional: { image_server: 'ID_A' } });
     assert.equal(centre.body.errcode, 0, centre.text);
-    assert.deepEqual(centre.body.message.map((i: any) => i.image_name), [a.image]);
+    assert.deepEqual(
+      centre.body.message.map((i: any) => i.image_name),
+      [a.image],
+    );
     const nodeList = await post(b.api, 'images', { peer_nodes_list: [b.node_id], additional: {} });
     assert.ok(nodeList.body.message.some((i: any) => i.image_name === b.image && i['image_name:'] === b.image));
     const unknown = await post(b.api, 'images', { peer_nodes_list: [], additional: { image_server: 'ID_9' } });
@@ -88,8 +98,10 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     const findDev = 'for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = vdc ] && echo ${d##*/}; done';
     const dev = (await waitFor('disk in guest', async () => (await root(findDev)).trim() || undefined, 30_000, 1000)).trim();
     assert.match(dev, /^vd[a-z]$/);
-    assert.equal((await root(`cat /sys/block/${dev}/size`)).trim(), String((1024 ** 3) / 512));
-    const out = await root(`/bin/mke2fs -q -F -t ext4 /dev/${dev} && mkdir -p /mnt/x && mount /dev/${dev} /mnt/x && echo hello > /mnt/x/f && cat /mnt/x/f && umount /mnt/x`);
+    assert.equal((await root(`cat /sys/block/${dev}/size`)).trim(), String(1024 ** 3 / 512));
+    const out = await root(
+      `/bin/mke2fs -q -F -t ext4 /dev/${dev} && mkdir -p /mnt/x && mount /dev/${dev} /mnt/x && echo hello > /mnt/x/f && cat /mnt/x/f && umount /mnt/x`,
+    );
     assert.match(out, /^hello$/m);
 
     const grow = await post(a.api, `disk/resize/${vm1}`, signedA({ disk: 'vdc', size: 2 }));
@@ -108,11 +120,14 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     assert.equal(del.body.errcode, 0, del.text);
     assert.ok(!existsSync(hostPathOf(a, vdc.file)), 'the disk file is gone');
     const after = await post(a.api, `disk/list/${vm1}`, signedA());
-    assert.deepEqual(after.body.message.map((d: any) => d.name), ['vda', 'vdb']);
+    assert.deepEqual(
+      after.body.message.map((d: any) => d.name),
+      ['vda', 'vdb'],
+    );
     assert.deepEqual((await post(a.api, `disk/delete/${vm1}`, signedA({ disk: 'vda' }))).body.message, "can not allowed to delete disk:'vda'");
   });
 
-  test('snapshot on A -> A\'s image centre -> download on B -> a VM on B has the file written before the snapshot', async () => {
+  test("snapshot on A -> A's image centre -> download on B -> a VM on B has the file written before the snapshot", async () => {
     assert.ok(vm1, 'needs the VM of the disk test');
     const bad = await post(a.api, `snapshot/create/${vm1}`, signedA({ snapshot_name: '../s', image_server: 'ID_1' }));
     assert.match(bad.body.message, /'snapshot_name' is invalid/);
@@ -127,19 +142,30 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     assert.equal(one.body.message.image_server, 'ID_1');
     snapImage = one.body.message.image_name;
     const list = await post(a.api, `snapshot/list/${vm1}`, signedA());
-    assert.deepEqual(list.body.message.map((s: any) => s.snapshot_name), ['before']);
+    assert.deepEqual(
+      list.body.message.map((s: any) => s.snapshot_name),
+      ['before'],
+    );
     const ops = await post(a.api, 'operations', signedA({ task_id: vm1 }));
-    assert.ok(ops.body.message.some((o: any) => o.kind === 'snapshot_create' && o.status === 'done'), ops.text);
+    assert.ok(
+      ops.body.message.some((o: any) => o.kind === 'snapshot_create' && o.status === 'done'),
+      ops.text,
+    );
 
     // B sees it on A's centre, downloads it into its image directory (/data) and boots it
     const centre = await post(b.api, 'images', { peer_nodes_list: [], additional: { image_server: 'ID_A' } });
     assert.ok(centre.body.message.some((i: any) => i.image_name === snapImage));
     const dl = await post(b.api, 'images/download', signedB({ image_server: 'ID_A', image_filename: snapImage, local_dir: '/data' }));
     assert.equal(dl.body.errcode, 0, dl.text);
-    const done = await waitFor('download', async () => {
-      const p = await post(b.api, 'images/downloadprogress', signedB({ image_filename: snapImage }));
-      return p.body.message.status === 'done' ? p.body.message : p.body.message.status === 'failed' ? Promise.reject(new Error(p.text)) : undefined;
-    }, 60_000, 300);
+    const done = await waitFor(
+      'download',
+      async () => {
+        const p = await post(b.api, 'images/downloadprogress', signedB({ image_filename: snapImage }));
+        return p.body.message.status === 'done' ? p.body.message : p.body.message.status === 'failed' ? Promise.reject(new Error(p.text)) : undefined;
+      },
+      60_000,
+      300,
+    );
     assert.equal(done.progress, '100%');
     assert.equal(sha256(join(b.dataDir, 'images', snapImage)), sha256(join(a.dataDir, 'image-server', snapImage)));
 
@@ -168,20 +194,28 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     const twice = await post(b.api, 'images/download', signedB({ image_server: 'ID_A', image_filename: 'big.qcow2', local_dir: '/data' }));
     assert.deepEqual(twice.body, { errcode: -3, message: 'image:big.qcow2 in downloading' });
     const seen: number[] = [];
-    await waitFor('half', async () => {
-      const p = (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'big.qcow2' }))).body.message;
-      assert.equal(p.status, 'downloading');
-      assert.equal(p.total_bytes, size);
-      seen.push(p.bytes);
-      return p.bytes >= size * 0.4;
-    }, 60_000, 200);
+    await waitFor(
+      'half',
+      async () => {
+        const p = (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'big.qcow2' }))).body.message;
+        assert.equal(p.status, 'downloading');
+        assert.equal(p.total_bytes, size);
+        seen.push(p.bytes);
+        return p.bytes >= size * 0.4;
+      },
+      60_000,
+      200,
+    );
     const stop = await post(b.api, 'images/download_stop', signedB({ image_filename: 'big.qcow2' }));
     assert.equal(stop.body.errcode, 0, stop.text);
     const stopped = (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'big.qcow2' }))).body.message;
     assert.equal(stopped.status, 'stopped');
     assert.ok(stopped.bytes > 0 && stopped.bytes < size, JSON.stringify(stopped));
     assert.match(stopped.progress, /^\d+%$/);
-    assert.ok(seen.some((v) => v > 0 && v < size * 0.4), `intermediate progress seen: ${seen.join(',')}`);
+    assert.ok(
+      seen.some((v) => v > 0 && v < size * 0.4),
+      `intermediate progress seen: ${seen.join(',')}`,
+    );
     assert.ok(!existsSync(join(b.dataDir, 'images', 'big.qcow2')), 'no image under the final name while partial');
     const stopOp = await waitOperation(b, start.body.operation_id!, 5000).catch(() => undefined);
     assert.notEqual(stopOp?.status, 'done');
@@ -232,12 +266,22 @@ describe('storage: disks, snapshots, images with real VMs and image centres', { 
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', moving, '1G']);
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x33 0 32M', moving]);
     assert.equal((await dl({ image_server: 'ID_A', image_filename: 'moving.qcow2', local_dir: '/data' })).body.errcode, 0);
-    await waitFor('some bytes', async () => (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'moving.qcow2' }))).body.message.bytes > 2 * 1024 ** 2, 30_000, 100);
+    await waitFor(
+      'some bytes',
+      async () => (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'moving.qcow2' }))).body.message.bytes > 2 * 1024 ** 2,
+      30_000,
+      100,
+    );
     truncateSync(moving, 1024 * 1024);
-    const failed = await waitFor('failed', async () => {
-      const m = (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'moving.qcow2' }))).body.message;
-      return m.status === 'failed' ? m : undefined;
-    }, 60_000, 300);
+    const failed = await waitFor(
+      'failed',
+      async () => {
+        const m = (await post(b.api, 'images/downloadprogress', signedB({ image_filename: 'moving.qcow2' }))).body.message;
+        return m.status === 'failed' ? m : undefined;
+      },
+      60_000,
+      300,
+    );
     assert.ok(failed.error, JSON.stringify(failed));
     await sleep(200);
     assert.deepEqual(readdirSync(imagesB).sort(), before, 'no new file in the image directory');

@@ -5,9 +5,7 @@ import { existsSync } from 'node:fs';
 import { GuestAgentClient } from '../../src/vm/qmp.js';
 import net from 'node:net';
 import { join } from 'node:path';
-import {
-  freeTcpPort, post, signedBody, sshExec, startDevnet, vncHandshake, waitFor, type Devnet,
-} from '../helpers/devnet.js';
+import { freeTcpPort, post, signedBody, sshExec, startDevnet, vncHandshake, waitFor, type Devnet } from '../helpers/devnet.js';
 import { freeVncPort, hostPathOf, taskStatus, waitStatus, waitOperation } from '../helpers/tasks.js';
 
 describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
@@ -31,11 +29,23 @@ describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
     customPort = await freeTcpPort();
     vncPort = await freeVncPort();
     const t0 = Date.now();
-    const r = await post(net0.api, 'tasks/start', signed({
-      image_name: net0.image, ssh_port: String(sshPort), vnc_port: String(vncPort), cpu_cores: '1', mem_size: '1',
-      disk_size: '1', custom_port: [`tcp,${customPort}:22`], desc: 'e2e vm', rdp_port: 'undefined', public_ip: '',
-      network_name: '',
-    }));
+    const r = await post(
+      net0.api,
+      'tasks/start',
+      signed({
+        image_name: net0.image,
+        ssh_port: String(sshPort),
+        vnc_port: String(vncPort),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+        custom_port: [`tcp,${customPort}:22`],
+        desc: 'e2e vm',
+        rdp_port: 'undefined',
+        public_ip: '',
+        network_name: '',
+      }),
+    );
     const ackMs = Date.now() - t0;
     assert.equal(r.status, 200);
     assert.equal(r.body.errcode, 0, r.text);
@@ -55,7 +65,12 @@ describe('VM lifecycle through dbc up', { timeout: 600_000 }, () => {
     password = detail.login_password;
     assert.ok(password.length >= 8);
 
-    const out = await waitFor('ssh login', () => sshExec(detail.ssh_ip, sshPort, 'dbc', password, 'id -un; echo persisted > ~/mark; sync; ip -4 addr'), 120_000, 2000);
+    const out = await waitFor(
+      'ssh login',
+      () => sshExec(detail.ssh_ip, sshPort, 'dbc', password, 'id -un; echo persisted > ~/mark; sync; ip -4 addr'),
+      120_000,
+      2000,
+    );
     assert.match(out, /^dbc$/m);
     assert.match(out, /10\.0\.2\.\d+/);
 
@@ -190,14 +205,28 @@ describe('UEFI boot through dbc up', { timeout: 600_000 }, () => {
 
   test('bios_mode=uefi boots the image with OVMF and SSH works', async () => {
     const ssh = await freeTcpPort();
-    const r = await post(d.api, 'tasks/start', signedBody(d.node_id, d.renter.seed, {
-      image_name: d.image, ssh_port: String(ssh), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1',
-      disk_size: '1', bios_mode: 'uefi',
-    }));
+    const r = await post(
+      d.api,
+      'tasks/start',
+      signedBody(d.node_id, d.renter.seed, {
+        image_name: d.image,
+        ssh_port: String(ssh),
+        vnc_port: String(await freeVncPort()),
+        cpu_cores: '1',
+        mem_size: '1',
+        disk_size: '1',
+        bios_mode: 'uefi',
+      }),
+    );
     assert.equal(r.body.errcode, 0, r.text);
     const detail = await waitStatus(d, r.body.message.task_id, 'running', 120_000);
     assert.equal(detail.bios_mode, 'uefi');
-    const out = await waitFor('ssh into the UEFI guest', () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'ls /sys/firmware/efi >/dev/null && echo efi'), 240_000, 3000);
+    const out = await waitFor(
+      'ssh into the UEFI guest',
+      () => sshExec('127.0.0.1', ssh, 'dbc', detail.login_password, 'ls /sys/firmware/efi >/dev/null && echo efi'),
+      240_000,
+      3000,
+    );
     assert.match(out, /efi/);
 
     // a guest that powers itself off (here asked through its guest agent: the login user is not root) is seen as closed

@@ -87,23 +87,32 @@ export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
     const devnetFile = join(dataDir, 'devnet.json');
     const before = existsSync(devnetFile) ? statSync(devnetFile).mtimeMs : undefined;
     const args = [
-      cliPath, 'up', '--data-dir', dataDir, '--http-port', String(port), '--image', image,
-      '--shutdown-timeout', String(o.shutdownTimeoutS ?? 20),
-      '--expiry-sweep', String(o.sweepS ?? 60),
-      '--delete-grace', String(o.deleteGraceS ?? 3 * 24 * 3600),
+      cliPath,
+      'up',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      String(port),
+      '--image',
+      image,
+      '--shutdown-timeout',
+      String(o.shutdownTimeoutS ?? 20),
+      '--expiry-sweep',
+      String(o.sweepS ?? 60),
+      '--delete-grace',
+      String(o.deleteGraceS ?? 3 * 24 * 3600),
       ...(o.extraArgs ?? []),
     ];
     const [bin, argv] = o.netns ? ['ip', ['netns', 'exec', o.netns, process.execPath, ...args]] : [process.execPath, args];
     const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBC_LOG_LEVEL: 'debug', ...o.env } });
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (out += d));
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (out += d));
     const j = await waitForFile(devnetFile, proc, before, 60_000, () => out);
     port = Number(new URL(j.api).port);
     return { proc, j };
   };
   let { proc, j } = await launch();
-  const exited = (p: ChildProcess) =>
-    p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r()));
+  const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r())));
   const devnet: Devnet = {
     ...j,
     dataDir,
@@ -175,7 +184,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   while (Date.now() < end) {
     try {
       const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
+      if (v !== undefined && v !== false) return v;
     } catch (err) {
       last = err;
     }
@@ -224,7 +233,13 @@ export async function post(api: string, path: string, body: unknown, raw = false
 export function postLarge(api: string, path: string, bodyBytes: number): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const url = new URL(`${api}/api/v1/${path}`);
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': bodyBytes } });
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': bodyBytes },
+    });
     const timer = setTimeout(() => {
       req.destroy();
       reject(new Error('no answer to an oversize body'));

@@ -1,9 +1,7 @@
 // Runs one src/net/links.ts or src/net/dnsmasq.ts call in the network namespace this process was started in
 // (Node cannot setns, so tests run `ip netns exec NS node dist/test/helpers/netns-run.js '<json>'`).
 // Prints one JSON line: {"ok":true,"result":...} or {"ok":false,"error":"..."} (exit 1).
-import {
-  linkExists, ensureBridge, ensureTap, ensureVxlan, deleteLink, listLinks, setSysctl, defaultRouteSource,
-} from '../../src/net/links.js';
+import { linkExists, ensureBridge, ensureTap, ensureVxlan, deleteLink, listLinks, setSysctl, defaultRouteSource } from '../../src/net/links.js';
 import { Dnsmasq, type DnsmasqConfig, type DhcpHost } from '../../src/net/dnsmasq.js';
 
 export type NetnsOp =
@@ -23,23 +21,35 @@ export type NetnsOp =
 
 async function dispatch(c: NetnsOp): Promise<unknown> {
   switch (c.op) {
-    case 'linkExists': return linkExists(c.name);
-    case 'ensureBridge': return ensureBridge(c.name, { address: c.address, mtu: c.mtu });
-    case 'ensureTap': return ensureTap(c.name, c.bridge, { mtu: c.mtu, isolated: c.isolated });
-    case 'ensureVxlan': return ensureVxlan(c.name, { vni: c.vni, local: c.local, port: c.port, bridge: c.bridge, peers: c.peers, mtu: c.mtu });
-    case 'deleteLink': return deleteLink(c.name);
-    case 'listLinks': return listLinks(c.prefix);
-    case 'setSysctl': return setSysctl(c.key, c.value);
-    case 'defaultRouteSource': return defaultRouteSource();
-    case 'dnsmasqStart': return new Dnsmasq(c.cfg).start();
+    case 'linkExists':
+      return linkExists(c.name);
+    case 'ensureBridge':
+      return ensureBridge(c.name, { address: c.address, mtu: c.mtu });
+    case 'ensureTap':
+      return ensureTap(c.name, c.bridge, { mtu: c.mtu, isolated: c.isolated });
+    case 'ensureVxlan':
+      return ensureVxlan(c.name, { vni: c.vni, local: c.local, port: c.port, bridge: c.bridge, peers: c.peers, mtu: c.mtu });
+    case 'deleteLink':
+      return deleteLink(c.name);
+    case 'listLinks':
+      return listLinks(c.prefix);
+    case 'setSysctl':
+      return setSysctl(c.key, c.value);
+    case 'defaultRouteSource':
+      return defaultRouteSource();
+    case 'dnsmasqStart':
+      return new Dnsmasq(c.cfg).start();
     case 'dnsmasqSetHosts': {
       const d = new Dnsmasq(c.cfg);
       await d.setHosts(c.hosts);
       return { pid: d.pid() };
     }
-    case 'dnsmasqLeases': return new Dnsmasq(c.cfg).leases();
-    case 'dnsmasqPid': return new Dnsmasq(c.cfg).pid();
-    case 'dnsmasqStop': return new Dnsmasq(c.cfg).stop();
+    case 'dnsmasqLeases':
+      return new Dnsmasq(c.cfg).leases();
+    case 'dnsmasqPid':
+      return new Dnsmasq(c.cfg).pid();
+    case 'dnsmasqStop':
+      return new Dnsmasq(c.cfg).stop();
   }
 }
 

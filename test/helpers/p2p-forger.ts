@@ -23,11 +23,15 @@ if (!seedAddr || !clientAddr || !victim) throw new Error('usage: p2p-forger <see
 await cryptoReady();
 const host = await createHost({ role: 'node', privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], seeds: [seedAddr] });
 let rpcStreams = 0;
-await host.handle(RPC_PROTOCOL, (stream) => {
-  rpcStreams++;
-  console.log(JSON.stringify({ rpc_streams: rpcStreams }));
-  stream.abort(new Error('forger'));
-}, { runOnLimitedConnection: true });
+await host.handle(
+  RPC_PROTOCOL,
+  (stream) => {
+    rpcStreams++;
+    console.log(JSON.stringify({ rpc_streams: rpcStreams }));
+    stream.abort(new Error('forger'));
+  },
+  { runOnLimitedConnection: true },
+);
 
 const me = identityFromSeed(`0x${randomBytes(32).toString('hex')}`);
 const ghost = identityFromSeed(`0x${randomBytes(32).toString('hex')}`).nodeId;
@@ -40,15 +44,24 @@ const claimGhost: SignedBinding = {
 };
 
 const verdicts: Record<string, string> = {};
-for (const [label, target] of [['seed', seedAddr], ['client', clientAddr]] as const) {
+for (const [label, target] of [
+  ['seed', seedAddr],
+  ['client', clientAddr],
+] as const) {
   const ma = multiaddr(target);
   const peer = ma.getComponents().find((c) => c.name === 'p2p')?.value;
   await host.dial(ma, { signal: AbortSignal.timeout(10_000) });
-  for (const [what, b] of [['victim', claimVictim], ['ghost', claimGhost]] as const) {
+  for (const [what, b] of [
+    ['victim', claimVictim],
+    ['ghost', claimGhost],
+  ] as const) {
     verdicts[`${label}:${what}`] = await pushBinding(host, peer!, b).catch((e: Error) => `error: ${e.message}`);
   }
 }
-for (const [what, b] of [['victim', claimVictim], ['ghost', claimGhost]] as const) {
+for (const [what, b] of [
+  ['victim', claimVictim],
+  ['ghost', claimGhost],
+] as const) {
   try {
     for await (const _ of host.services.dht.put(bindingDhtKey(b.node_id), encodeBinding(b), { signal: AbortSignal.timeout(5000) })) {
       // drain

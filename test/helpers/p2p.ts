@@ -77,8 +77,8 @@ export async function startRole(role: RoleName, args: string[], o: StartRoleOpti
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DBC_LOG_LEVEL: process.env.DBC_LOG_LEVEL ?? 'debug', ...o.env },
     });
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (out += d));
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (out += d));
     const info = await waitRoleFile(file, proc, before, o.timeoutMs ?? 60_000, () => out);
     return { proc, info };
   };
@@ -124,5 +124,4 @@ export function dialAddr(r: RoleProc | RoleInfo): string {
   return addr;
 }
 
-export const seedArgs = (seeds: Array<RoleProc | string>): string[] =>
-  seeds.flatMap((s) => ['--seed', typeof s === 'string' ? s : dialAddr(s)]);
+export const seedArgs = (seeds: Array<RoleProc | string>): string[] => seeds.flatMap((s) => ['--seed', typeof s === 'string' ? s : dialAddr(s)]);

@@ -1,58 +1,102 @@
-// Fakes for storage unit tests: a task row, a hypervisor that records QMP calls, a StorageHost over a real TaskStore.
+// Fakes for storage tests: a task, a hypervisor that records its disk seam calls, and StorageDeps over a real
+// TaskStore with a real operations layer (a `busy` set marks tasks as locked by some other operation).
 import { join } from 'node:path';
-import type { StorageHost } from '../../src/storage/host.js';
-import type { TaskRow, TaskStore } from '../../src/store/tasks.js';
-import type { Hypervisor, VmRunState } from '../../src/vm/types.js';
+import type { Task } from '../../src/domain/task.js';
+import { EventBus, MemoryOperationStore, Operations, type OperationStore } from '../../src/ops/index.js';
+import type { StorageDeps } from '../../src/storage/deps.js';
+import type { TaskStore } from '../../src/store/tasks.js';
+import { quietLogger } from '../../src/util/logger.js';
+import type { VmDisk, VmRunState } from '../../src/vm/types.js';
 
-export function fakeTask(id: string, over: Partial<TaskRow> = {}): TaskRow {
+export function fakeTask(id: string, over: Partial<Task> = {}): Task {
   return {
-    task_id: id, wallet: 'w1', rent_order: '', status: 'closed', desc: '', create_time: '2026-01-01 00:00:00', created_at: Date.now(),
-    image_name: 'base.qcow2', os: 'linux', bios_mode: 'legacy', nic_model: 'virtio', ssh_port: 0, rdp_port: 0, vnc_port: 5901,
-    vnc_password: 'x', login_user: 'dbc', login_password: 'x', cpu_cores: 1, mem_size_gb: 1, gpu_count: 0, gpus: '[]',
-    disk_size_gb: 1, custom_ports: '[]', multicast: '[]', network_name: '', network_filters: '[]', public_ip: '', pending: '{}',
-    want_running: 0, last_error: '', closed_at: null, updated_at: Date.now(), ...over,
+    task_id: id,
+    wallet: 'w1',
+    rent_order: '',
+    status: 'closed',
+    desc: '',
+    create_time: '2026-01-01 00:00:00',
+    created_at: Date.now(),
+    image_name: 'base.qcow2',
+    os: 'linux',
+    bios_mode: 'legacy',
+    nic_model: 'virtio',
+    ssh_port: 0,
+    rdp_port: 0,
+    vnc_port: 5901,
+    vnc_password: 'x',
+    login_user: 'dbc',
+    login_password: 'x',
+    cpu_cores: 1,
+    mem_size_gb: 1,
+    gpu_count: 0,
+    gpus: [],
+    disk_size_gb: 1,
+    custom_ports: [],
+    multicast: [],
+    network_name: '',
+    network_filters: [],
+    public_ip: '',
+    pending: {},
+    want_running: false,
+    last_error: '',
+    closed_at: null,
+    updated_at: Date.now(),
+    ...over,
   };
 }
 
-/** a hypervisor that only knows state and records QMP calls; `failOn` makes one command fail */
+export type DiskSeamCall =
+  { op: 'attachDisk'; taskId: string; name: string; path: string } | { op: 'growDisk'; taskId: string; name: string; path: string; bytes: number };
+
+/** a hypervisor that only knows state and records attachDisk / growDisk; `failOn` makes that call fail */
 export class FakeHv {
   state_: VmRunState = 'shutoff';
-  readonly qmpCalls: Array<{ execute: string; args?: Record<string, unknown> }> = [];
-  failOn = '';
-  queryBlock: unknown[] = [];
-  asHypervisor(): Hypervisor {
+  readonly calls: DiskSeamCall[] = [];
+  failOn: '' | DiskSeamCall['op'] = '';
+
+  asHypervisor(): StorageDeps['hv'] {
     return {
       state: async () => this.state_,
-      qmp: async (_t: string, execute: string, args?: Record<string, unknown>) => {
-        this.qmpCalls.push({ execute, args });
-        if (execute === this.failOn) throw new Error(`${execute} failed: Bus 'pci.0' does not support hotplugging`);
-        if (execute === 'query-block') return this.queryBlock;
-        return {};
+      attachDisk: async (taskId: string, disk: VmDisk) => {
+        this.calls.push({ op: 'attachDisk', taskId, name: disk.name, path: disk.path });
+        if (this.failOn === 'attachDisk') throw new Error(`device_add failed: Bus 'pci.0' does not support hotplugging`);
       },
-    } as unknown as Hypervisor;
+      growDisk: async (taskId: string, name: string, path: string, bytes: number) => {
+        this.calls.push({ op: 'growDisk', taskId, name, path, bytes });
+        if (this.failOn === 'growDisk') throw new Error(`disk ${name} is not attached to the running VM`);
+      },
+    };
   }
 }
 
-export function fakeHost(store: TaskStore, hv: FakeHv, imageDir: string, vmDir: string, busy = new Set<string>()): StorageHost {
-  const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-  return {
-    store, hv: hv.asHypervisor(), imageDir, log: quiet,
-    taskDir: (id) => join(vmDir, id),
-    isBusy: (id) => busy.has(id),
-    isTransient: (s) => ['creating', 'starting', 'deleting'].includes(s),
-    sideOp: (task, kind, work, lock) => {
-      if (lock && busy.has(task.task_id)) throw new Error('busy');
-      const op = store.createOperation({ id: `op-${Math.random()}`, task_id: task.task_id, wallet: task.wallet, kind, status: 'running' });
-      if (lock) busy.add(task.task_id);
-      const done = work(op).then(
-        (r) => store.updateOperation(op.id, r.finished === false ? { stage: r.stage } : { status: 'done', progress: 100, stage: r.stage }),
-        (err: Error) => {
-          store.updateOperation(op.id, { status: 'failed', error: err.message });
-          throw err;
-        },
-      ).finally(() => lock && busy.delete(task.task_id));
-      return { id: op.id, done };
-    },
-  };
+/** an operations layer where the tasks in `busy` count as locked by another operation */
+class BusyAwareOperations extends Operations {
+  constructor(
+    store: OperationStore,
+    private readonly busy: ReadonlySet<string>,
+  ) {
+    super(store, new EventBus(quietLogger), quietLogger);
+  }
+
+  override isLocked(key: string): boolean {
+    return this.busy.has(key) || super.isLocked(key);
+  }
 }
 
+/** an operations layer over memory (a TransferManager of its own, as the client gateway builds one) */
+export function memoryOps(): Operations {
+  return new Operations(new MemoryOperationStore(), new EventBus(quietLogger), quietLogger);
+}
+
+/** storage deps over a real store: operations persist in the store's operations table */
+export function fakeDeps(store: TaskStore, hv: FakeHv, imageDir: string, vmDir: string, busy: ReadonlySet<string> = new Set<string>()): StorageDeps {
+  return {
+    store,
+    ops: new BusyAwareOperations(store, busy),
+    hv: hv.asHypervisor(),
+    imageDir,
+    log: quietLogger,
+    taskDir: (id) => join(vmDir, id),
+  };
+}

@@ -30,23 +30,33 @@ export async function taskStatus(d: Devnet, taskId: string): Promise<string> {
 export async function waitStatus(d: Devnet, taskId: string, status: string, timeoutMs: number, seed = d.renter.seed): Promise<any> {
   let last = '';
   try {
-    return await waitFor(`status ${status}`, async () => {
-      const detail = await taskDetail(d, taskId, seed);
-      last = `${detail.status} ${detail.last_error ?? ''}`;
-      return detail.status === status ? detail : undefined;
-    }, timeoutMs, 500);
+    return await waitFor(
+      `status ${status}`,
+      async () => {
+        const detail = await taskDetail(d, taskId, seed);
+        last = `${detail.status} ${detail.last_error ?? ''}`;
+        return detail.status === status ? detail : undefined;
+      },
+      timeoutMs,
+      500,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}; last status: ${last}\n${d.output().slice(-2000)}`);
   }
 }
 
 export async function waitOperation(d: Devnet, operationId: string, timeoutMs: number): Promise<any> {
-  return waitFor(`operation ${operationId}`, async () => {
-    const r = await post(d.api, `operations/${operationId}`, signedBody(d.node_id, d.renter.seed));
-    if (r.body.errcode !== 0) throw new Error(r.text);
-    const op = r.body.message;
-    return op.status === 'done' || op.status === 'failed' ? op : undefined;
-  }, timeoutMs, 500);
+  return waitFor(
+    `operation ${operationId}`,
+    async () => {
+      const r = await post(d.api, `operations/${operationId}`, signedBody(d.node_id, d.renter.seed));
+      if (r.body.errcode !== 0) throw new Error(r.text);
+      const op = r.body.message;
+      return op.status === 'done' || op.status === 'failed' ? op : undefined;
+    },
+    timeoutMs,
+    500,
+  );
 }
 
 /** the host file behind a path as replies show it (`/data/<name>`, `/data/vm/<task_id>/<name>`) */

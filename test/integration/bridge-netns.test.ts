@@ -28,7 +28,11 @@ const namespaces: string[] = [];
 const vms: ChildProcess[] = [];
 const dnsmasqPidFiles = new Set<string>();
 
-interface Result { code: number; stdout: string; stderr: string }
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function exec(bin: string, args: string[], timeout = 30_000): Promise<Result> {
   return new Promise((res) => {
@@ -88,13 +92,19 @@ function pidState(pid: number): string | null {
     return null;
   }
 }
-const alive = (pid: number) => { const s = pidState(pid); return s !== null && s !== 'Z' && s !== 'X'; };
+const alive = (pid: number) => {
+  const s = pidState(pid);
+  return s !== null && s !== 'Z' && s !== 'X';
+};
 
 function exited(vm: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (vm.exitCode !== null || vm.signalCode !== null) return Promise.resolve(true);
   return new Promise((res) => {
     const timer = setTimeout(() => res(false), timeoutMs);
-    vm.once('exit', () => { clearTimeout(timer); res(true); });
+    vm.once('exit', () => {
+      clearTimeout(timer);
+      res(true);
+    });
   });
 }
 
@@ -112,7 +122,11 @@ after(async () => {
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const argv = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (argv.split('\0').includes(`--pid-file=${pidFile}`)) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
   }
   for (const ns of namespaces) await exec('ip', ['netns', 'del', ns]);
@@ -156,15 +170,42 @@ test('arguments are validated before any command runs', { skip }, async () => {
     [{ hosts: [{ mac: '52:54:00:00:00:0g', ip: '10.9.0.5' }] }, /host mac/],
     [{ hosts: [{ mac: '52:54:00:00:00:01', ip: '10.9.1.5' }] }, /host ip/],
     [{ hosts: [{ mac: '52:54:00:00:00:01', ip: '10.9.0.255' }] }, /host ip/],
-    [{ hosts: [{ mac: '52:54:00:00:00:01', ip: '10.9.0.5' }, { mac: '52:54:00:00:00:01', ip: '10.9.0.6' }] }, /duplicate/],
-    [{ hosts: [{ mac: '52:54:00:00:00:01', ip: '10.9.0.5' }, { mac: '52:54:00:00:00:02', ip: '10.9.0.5' }] }, /duplicate/],
+    [
+      {
+        hosts: [
+          { mac: '52:54:00:00:00:01', ip: '10.9.0.5' },
+          { mac: '52:54:00:00:00:01', ip: '10.9.0.6' },
+        ],
+      },
+      /duplicate/,
+    ],
+    [
+      {
+        hosts: [
+          { mac: '52:54:00:00:00:01', ip: '10.9.0.5' },
+          { mac: '52:54:00:00:00:02', ip: '10.9.0.5' },
+        ],
+      },
+      /duplicate/,
+    ],
   ];
   for (const [patch, re] of bad) assert.throws(() => new Dnsmasq({ ...cfg, ...patch }), re, JSON.stringify(patch));
   assert.deepEqual(new Dnsmasq({ ...cfg, dns: ['1.1.1.1', '9.9.9.9'], mtu: 1450, router: null, leaseTime: '5m' }).args(), [
-    '--conf-file=/dev/null', '--port=0', '--interface=br0', '--bind-interfaces', '--except-interface=lo',
-    `--pid-file=${cfg.dir}/dnsmasq.pid`, '--dhcp-range=10.9.0.0,static,255.255.255.0,5m', `--dhcp-hostsfile=${cfg.dir}/hosts`,
-    `--dhcp-leasefile=${cfg.dir}/leases`, '--dhcp-authoritative', `--log-facility=${cfg.dir}/dnsmasq.log`, '--log-dhcp',
-    '--dhcp-option=3', '--dhcp-option=option:dns-server,1.1.1.1,9.9.9.9', '--dhcp-option=option:mtu,1450',
+    '--conf-file=/dev/null',
+    '--port=0',
+    '--interface=br0',
+    '--bind-interfaces',
+    '--except-interface=lo',
+    `--pid-file=${cfg.dir}/dnsmasq.pid`,
+    '--dhcp-range=10.9.0.0,static,255.255.255.0,5m',
+    `--dhcp-hostsfile=${cfg.dir}/hosts`,
+    `--dhcp-leasefile=${cfg.dir}/leases`,
+    '--dhcp-authoritative',
+    `--log-facility=${cfg.dir}/dnsmasq.log`,
+    '--log-dhcp',
+    '--dhcp-option=3',
+    '--dhcp-option=option:dns-server,1.1.1.1,9.9.9.9',
+    '--dhcp-option=option:mtu,1450',
   ]);
 });
 
@@ -177,14 +218,18 @@ test('ensureBridge/ensureTap/ensureVxlan/deleteLink are idempotent; listLinks, i
     await op(ns, { op: 'ensureVxlan', name: 'dbcvx0', vni: 100, local: '10.0.0.1', bridge: 'dbcbr0', peers: ['10.0.0.2', '10.0.0.3', '10.0.0.2'], mtu: 1450 });
   }
   const br = JSON.parse(await inNs(ns, ['ip', '-j', '-d', 'addr', 'show', 'dev', 'dbcbr0'])) as Array<{
-    flags: string[]; addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+    flags: string[];
+    addr_info: Array<{ family: string; local: string; prefixlen: number }>;
     linkinfo: { info_kind: string; info_data: { stp_state: number; forward_delay: number } };
   }>;
   assert.equal(br[0]!.linkinfo.info_kind, 'bridge');
   assert.equal(br[0]!.linkinfo.info_data.stp_state, 0);
   assert.equal(br[0]!.linkinfo.info_data.forward_delay, 0);
   assert.ok(br[0]!.flags.includes('UP'));
-  assert.deepEqual(br[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), ['10.200.0.1/24']);
+  assert.deepEqual(
+    br[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    ['10.200.0.1/24'],
+  );
 
   type Port = { ifname: string; master: string; isolated: boolean; mtu: number };
   const ports = async () => JSON.parse(await inNs(ns, ['bridge', '-d', '-j', 'link', 'show'])) as Port[];
@@ -195,10 +240,18 @@ test('ensureBridge/ensureTap/ensureVxlan/deleteLink are idempotent; listLinks, i
   assert.equal(byName('dbctap1')?.isolated, false);
   assert.equal(byName('dbctap1')?.mtu, 1400);
   assert.equal(byName('dbcvx0')?.master, 'dbcbr0');
-  const tap = JSON.parse(await inNs(ns, ['ip', '-j', '-d', 'link', 'show', 'dev', 'dbctap0'])) as Array<{ linkinfo: { info_data: { type: string; persist: boolean } } }>;
+  const tap = JSON.parse(await inNs(ns, ['ip', '-j', '-d', 'link', 'show', 'dev', 'dbctap0'])) as Array<{
+    linkinfo: { info_data: { type: string; persist: boolean } };
+  }>;
   assert.deepEqual([tap[0]!.linkinfo.info_data.type, tap[0]!.linkinfo.info_data.persist], ['tap', true]);
   const fdb = JSON.parse(await inNs(ns, ['bridge', '-j', 'fdb', 'show', 'dev', 'dbcvx0'])) as Array<{ mac: string; dst?: string }>;
-  assert.deepEqual(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort(), ['10.0.0.2', '10.0.0.3']);
+  assert.deepEqual(
+    fdb
+      .filter((e) => e.mac === '00:00:00:00:00:00')
+      .map((e) => e.dst)
+      .sort(),
+    ['10.0.0.2', '10.0.0.3'],
+  );
 
   // the flag follows the wanted state both ways
   await op(ns, { op: 'ensureTap', name: 'dbctap0', bridge: 'dbcbr0', isolated: false });
@@ -206,8 +259,14 @@ test('ensureBridge/ensureTap/ensureVxlan/deleteLink are idempotent; listLinks, i
   assert.equal(byName('dbctap0')?.isolated, false);
   // a changed VNI recreates the device
   await op(ns, { op: 'ensureVxlan', name: 'dbcvx0', vni: 101, local: '10.0.0.1', bridge: 'dbcbr0', peers: ['10.0.0.2'] });
-  const vx = JSON.parse(await inNs(ns, ['ip', '-j', '-d', 'link', 'show', 'dev', 'dbcvx0'])) as Array<{ master: string; linkinfo: { info_data: { id: number; port: number; learning: boolean } } }>;
-  assert.deepEqual([vx[0]!.linkinfo.info_data.id, vx[0]!.linkinfo.info_data.port, vx[0]!.linkinfo.info_data.learning, vx[0]!.master], [101, 4789, false, 'dbcbr0']);
+  const vx = JSON.parse(await inNs(ns, ['ip', '-j', '-d', 'link', 'show', 'dev', 'dbcvx0'])) as Array<{
+    master: string;
+    linkinfo: { info_data: { id: number; port: number; learning: boolean } };
+  }>;
+  assert.deepEqual(
+    [vx[0]!.linkinfo.info_data.id, vx[0]!.linkinfo.info_data.port, vx[0]!.linkinfo.info_data.learning, vx[0]!.master],
+    [101, 4789, false, 'dbcbr0'],
+  );
 
   assert.deepEqual(await op(ns, { op: 'listLinks', prefix: 'dbc' }), ['dbcbr0', 'dbctap0', 'dbctap1', 'dbcvx0']);
   assert.deepEqual(await op(ns, { op: 'listLinks', prefix: 'dbctap' }), ['dbctap0', 'dbctap1']);
@@ -242,28 +301,57 @@ test('dnsmasq hands a real guest its static lease, is adopted by a new instance,
   await op(host, { op: 'ensureBridge', name: 'dbcbr0', address: '10.200.0.1/24' });
   await op(host, { op: 'ensureTap', name: 'dbctap0', bridge: 'dbcbr0', isolated: true });
   const cfg: DnsmasqConfig = {
-    iface: 'dbcbr0', dir: path.join(dir, 'dnsmasq-dbcbr0'), network: '10.200.0.0/24', router: '10.200.0.1',
-    dns: ['10.200.0.1'], mtu: 1500, leaseTime: '1h', hosts: [{ mac: VM_MAC, ip: '10.200.0.57' }],
+    iface: 'dbcbr0',
+    dir: path.join(dir, 'dnsmasq-dbcbr0'),
+    network: '10.200.0.0/24',
+    router: '10.200.0.1',
+    dns: ['10.200.0.1'],
+    mtu: 1500,
+    leaseTime: '1h',
+    hosts: [{ mac: VM_MAC, ip: '10.200.0.57' }],
   };
   dnsmasqPidFiles.add(path.join(cfg.dir, 'dnsmasq.pid'));
   const first = await op<{ pid: number; adopted: boolean }>(host, { op: 'dnsmasqStart', cfg });
   assert.equal(first.adopted, false);
   assert.ok(alive(first.pid));
   // the helper that started it has exited: dnsmasq lives on, re-parented
-  assert.equal((await fs.readFile(cfg.dir + '/hosts', 'utf8')), `${VM_MAC},10.200.0.57\n`);
+  assert.equal(await fs.readFile(cfg.dir + '/hosts', 'utf8'), `${VM_MAC},10.200.0.57\n`);
 
   const overlay = path.join(dir, 'vm.qcow2');
   await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', IMAGE, overlay]);
   const serial = path.join(dir, 'vm.serial');
   const t0 = Date.now();
-  const vm = spawn('ip', ['netns', 'exec', host, 'qemu-system-x86_64',
-    '-accel', 'tcg', '-m', '256', '-display', 'none', '-monitor', 'none', '-serial', `file:${serial}`,
-    '-drive', `file=${overlay},if=virtio,format=qcow2`,
-    '-netdev', 'tap,id=net0,ifname=dbctap0,script=no,downscript=no', '-device', `virtio-net-pci,netdev=net0,mac=${VM_MAC}`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const vm = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      host,
+      'qemu-system-x86_64',
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-serial',
+      `file:${serial}`,
+      '-drive',
+      `file=${overlay},if=virtio,format=qcow2`,
+      '-netdev',
+      'tap,id=net0,ifname=dbctap0,script=no,downscript=no',
+      '-device',
+      `virtio-net-pci,netdev=net0,mac=${VM_MAC}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   vms.push(vm);
   let qemuErr = '';
-  vm.stderr?.on('data', (d: Buffer) => { qemuErr += d.toString(); });
+  vm.stderr?.on('data', (d: Buffer) => {
+    qemuErr += d.toString();
+  });
 
   // meanwhile: a client on the bridge whose MAC has no static lease gets nothing (static-only range)
   await veth(host, 'dbcvc0', client, 'eth0');
@@ -303,7 +391,10 @@ test('dnsmasq hands a real guest its static lease, is adopted by a new instance,
   assert.equal(await op(host, { op: 'dnsmasqPid', cfg }), first.pid);
 
   // new static lease for the client; SIGHUP makes dnsmasq (running as nobody) re-read the hosts file
-  const hosts = [{ mac: VM_MAC, ip: '10.200.0.57' }, { mac: CLIENT_MAC.toUpperCase(), ip: '10.200.0.88' }];
+  const hosts = [
+    { mac: VM_MAC, ip: '10.200.0.57' },
+    { mac: CLIENT_MAC.toUpperCase(), ip: '10.200.0.88' },
+  ];
   assert.deepEqual(await op(host, { op: 'dnsmasqSetHosts', cfg, hosts }), { pid: first.pid });
   assert.equal(await fs.readFile(cfg.dir + '/hosts', 'utf8'), `${VM_MAC},10.200.0.57\n${CLIENT_MAC},10.200.0.88\n`);
   const granted = await tryNs(client, udhcpc, 20_000);
@@ -356,12 +447,15 @@ test('dnsmasq hands a real guest its static lease, is adopted by a new instance,
   vm.kill('SIGKILL');
 });
 
-test('unicast VXLAN joins two hosts\' LAN bridges; VNIs are isolated; the peer list re-syncs', { skip, timeout: 60_000 }, async () => {
+test("unicast VXLAN joins two hosts' LAN bridges; VNIs are isolated; the peer list re-syncs", { skip, timeout: 60_000 }, async () => {
   const [a, b] = [await addNs('A'), await addNs('B')];
   const vm: Record<string, string> = {};
   for (const n of ['A1', 'B1', 'A2', 'B2']) vm[n] = await addNs(n);
   await veth(a, 'ul0', b, 'ul0');
-  for (const [ns, ip] of [[a, '10.212.0.1'], [b, '10.212.0.2']] as const) {
+  for (const [ns, ip] of [
+    [a, '10.212.0.1'],
+    [b, '10.212.0.2'],
+  ] as const) {
     await inNs(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'ul0']);
     await inNs(ns, ['ip', 'link', 'set', 'ul0', 'up']);
   }
@@ -390,8 +484,11 @@ test('unicast VXLAN joins two hosts\' LAN bridges; VNIs are isolated; the peer l
   assert.equal(await ping(A2, '192.168.66.12', 1), false, 'vni 4343 reached vni 4242');
 
   type Fdb = Array<{ mac: string; dst?: string }>;
-  const peersOf = async () => (JSON.parse(await inNs(a, ['bridge', '-j', 'fdb', 'show', 'dev', 'vx4242'])) as Fdb)
-    .filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
+  const peersOf = async () =>
+    (JSON.parse(await inNs(a, ['bridge', '-j', 'fdb', 'show', 'dev', 'vx4242'])) as Fdb)
+      .filter((e) => e.mac === '00:00:00:00:00:00')
+      .map((e) => e.dst)
+      .sort();
   const resync = (peers: string[]) => op(a, { op: 'ensureVxlan', name: 'vx4242', vni: 4242, local: '10.212.0.1', bridge: 'lan1', peers, mtu: 1450 });
   await resync(['10.212.0.9', '10.212.0.2']);
   assert.deepEqual(await peersOf(), ['10.212.0.2', '10.212.0.9']);

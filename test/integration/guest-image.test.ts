@@ -53,15 +53,31 @@ function startVm(name: string, extra: string[]): { vm: ChildProcess; serial: str
   const serial = path.join(dir, `${name}.serial`);
   const qmp = path.join(dir, `${name}.qmp`);
   const qga = path.join(dir, `${name}.qga`);
-  const vm = spawn('qemu-system-x86_64', [
-    '-accel', 'tcg', '-m', '256', '-display', 'none', '-monitor', 'none',
-    '-serial', `file:${serial}`,
-    '-qmp', `unix:${qmp},server=on,wait=off`,
-    '-device', 'virtio-serial-pci',
-    '-chardev', `socket,id=qga0,path=${qga},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
-    ...extra,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const vm = spawn(
+    'qemu-system-x86_64',
+    [
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-serial',
+      `file:${serial}`,
+      '-qmp',
+      `unix:${qmp},server=on,wait=off`,
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `socket,id=qga0,path=${qga},server=on,wait=off`,
+      '-device',
+      'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   vms.push(vm);
   return { vm, serial, qmp, qga };
 }
@@ -70,7 +86,10 @@ function exited(vm: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (vm.exitCode !== null || vm.signalCode !== null) return Promise.resolve(true);
   return new Promise((res) => {
     const timer = setTimeout(() => res(false), timeoutMs);
-    vm.once('exit', () => { clearTimeout(timer); res(true); });
+    vm.once('exit', () => {
+      clearTimeout(timer);
+      res(true);
+    });
   });
 }
 
@@ -81,13 +100,25 @@ async function jsonExchange(socket: string, commands: object[], greeting: boolea
     const replies: any[] = [];
     let buf = '';
     let sent = 0;
-    const timer = setTimeout(() => { s.destroy(); rej(new Error(`no reply on ${socket}: ${JSON.stringify(replies)}`)); }, 15_000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      rej(new Error(`no reply on ${socket}: ${JSON.stringify(replies)}`));
+    }, 15_000);
     const next = () => {
       if (sent < commands.length) s.write(JSON.stringify(commands[sent++]) + '\n');
-      else { clearTimeout(timer); s.end(); res(replies); }
+      else {
+        clearTimeout(timer);
+        s.end();
+        res(replies);
+      }
     };
-    s.on('connect', () => { if (!greeting) next(); });
-    s.on('error', (e) => { clearTimeout(timer); rej(e); });
+    s.on('connect', () => {
+      if (!greeting) next();
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
     s.on('data', (d) => {
       buf += d.toString();
       let i;
@@ -109,11 +140,22 @@ function sshExec(port: number, username: string, password: string, command: stri
     const c = new Client();
     c.on('ready', () => {
       c.exec(command, (err, stream) => {
-        if (err) { c.end(); rej(err); return; }
+        if (err) {
+          c.end();
+          rej(err);
+          return;
+        }
         let out = '';
-        stream.on('data', (d: Buffer) => { out += d.toString(); });
-        stream.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-        stream.on('close', () => { c.end(); res(out); });
+        stream.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        stream.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        stream.on('close', () => {
+          c.end();
+          res(out);
+        });
       });
     });
     c.on('error', rej);
@@ -140,9 +182,14 @@ test('legacy BIOS boot from its own disk: seed login over SSH, guest agent, ACPI
   const port = await freePort();
   const t0 = Date.now();
   const { vm, serial, qmp, qga } = startVm('legacy', [
-    '-drive', `file=${overlay},if=virtio,format=qcow2`,
-    '-drive', `file=${seed},if=virtio,format=raw,readonly=on`,
-    '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`, '-device', 'virtio-net-pci,netdev=n0',
+    '-drive',
+    `file=${overlay},if=virtio,format=qcow2`,
+    '-drive',
+    `file=${seed},if=virtio,format=raw,readonly=on`,
+    '-netdev',
+    `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=n0',
   ]);
   await waitForSerial(serial, 'DBC_GUEST_READY', vm, BOOT_TIMEOUT_MS);
   t.diagnostic(`legacy (SeaBIOS) boot to DBC_GUEST_READY: ${Date.now() - t0} ms`);
@@ -156,13 +203,17 @@ test('legacy BIOS boot from its own disk: seed login over SSH, guest agent, ACPI
   assert.match(out, /inet 10\.0\.2\.15\/24/);
   assert.equal(lines.filter((l) => l.trim()).at(-1), 'dbc-task-1');
 
-  const [sync, ping, info, setPw, unknown] = await jsonExchange(qga, [
-    { execute: 'guest-sync', arguments: { id: 4242 } },
-    { execute: 'guest-ping' },
-    { execute: 'guest-info' },
-    { execute: 'guest-set-user-password', arguments: { username: 'renter', password: Buffer.from('n3w-Secret').toString('base64'), crypted: false } },
-    { execute: 'guest-no-such-command' },
-  ], false);
+  const [sync, ping, info, setPw, unknown] = await jsonExchange(
+    qga,
+    [
+      { execute: 'guest-sync', arguments: { id: 4242 } },
+      { execute: 'guest-ping' },
+      { execute: 'guest-info' },
+      { execute: 'guest-set-user-password', arguments: { username: 'renter', password: Buffer.from('n3w-Secret').toString('base64'), crypted: false } },
+      { execute: 'guest-no-such-command' },
+    ],
+    false,
+  );
   assert.deepEqual(sync, { return: 4242 });
   assert.deepEqual(ping, { return: {} });
   assert.equal(info.return.version, 'dbc-mini-1');
@@ -185,10 +236,16 @@ test('UEFI (OVMF) boot from the same image reaches DBC_GUEST_READY', { timeout: 
   await fs.copyFile(OVMF_VARS, vars);
   const t0 = Date.now();
   const { vm, serial } = startVm('uefi', [
-    '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
-    '-drive', `if=pflash,format=raw,file=${vars}`,
-    '-drive', `file=${overlay},if=virtio,format=qcow2`,
-    '-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0',
+    '-drive',
+    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    '-drive',
+    `if=pflash,format=raw,file=${vars}`,
+    '-drive',
+    `file=${overlay},if=virtio,format=qcow2`,
+    '-netdev',
+    'user,id=n0,restrict=on',
+    '-device',
+    'virtio-net-pci,netdev=n0',
   ]);
   await waitForSerial(serial, 'DBC_GUEST_READY', vm, BOOT_TIMEOUT_MS);
   t.diagnostic(`UEFI (OVMF) boot to DBC_GUEST_READY: ${Date.now() - t0} ms`);
@@ -211,8 +268,16 @@ test('the seed ISO is a cidata volume with cloud-config user-data, and bad value
 
   const ok = { instanceId: 'i', hostname: 'h', user: 'u', password: 'p' };
   for (const bad of [
-    { user: 'Root' }, { user: '-x' }, { hostname: 'a.b' }, { hostname: 'x'.repeat(64) }, { instanceId: '../x' },
-    { password: '' }, { password: "it's" }, { password: 'a"b' }, { password: 'a\\b' }, { password: 'a\nb' },
+    { user: 'Root' },
+    { user: '-x' },
+    { hostname: 'a.b' },
+    { hostname: 'x'.repeat(64) },
+    { instanceId: '../x' },
+    { password: '' },
+    { password: "it's" },
+    { password: 'a"b' },
+    { password: 'a\\b' },
+    { password: 'a\nb' },
     { password: 'x'.repeat(65) },
   ]) {
     await assert.rejects(writeNoCloudSeed(path.join(dir, 'bad.iso'), { ...ok, ...bad }), /invalid seed/);

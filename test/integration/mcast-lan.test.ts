@@ -9,7 +9,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { McastDhcpResponder, type McastDhcpLog } from '../../src/net/mcast-dhcp.js';
+import { McastDhcpResponder } from '../../src/net/mcast-dhcp.js';
+import type { Logger } from '../../src/util/logger.js';
 import { writeNoCloudSeed } from '../../src/storage/seed.js';
 import { ensureTestImage, freeTcpPort, sshExec, waitFor } from '../helpers/devnet.js';
 
@@ -58,7 +59,7 @@ function randomSegment(): { group: string; port: number } {
   return { group: `239.255.${randomInt(0, 256)}.${randomInt(1, 255)}`, port: randomInt(20_000, 60_000) };
 }
 
-function recordingLog(lines: string[]): McastDhcpLog {
+function recordingLog(lines: string[]): Pick<Logger, 'info' | 'warn' | 'debug'> {
   const rec = (level: string) => (obj: unknown, msg?: string) => lines.push(`${level} ${msg ?? ''} ${JSON.stringify(obj)}`);
   return { info: rec('info'), warn: rec('warn'), debug: rec('debug') };
 }
@@ -73,19 +74,39 @@ async function bootVm(name: string, image: string, seg: { group: string; port: n
   ]);
   const sshPort = await freeTcpPort();
   const t0 = Date.now();
-  const proc = spawn('qemu-system-x86_64', [
-    '-accel', 'tcg', '-m', '256', '-display', 'none', '-monitor', 'none', '-nodefaults',
-    '-serial', `file:${serial}`,
-    '-drive', `file=${overlay},if=virtio,format=qcow2`,
-    '-drive', `file=${seed},if=virtio,format=raw,readonly=on`,
-    // NIC 1 (eth0): the way out and the SSH forward; NIC 2 (eth1): the LAN segment. romfile= skips the iPXE option
-    // ROMs (no network boot here): ~4 s less SeaBIOS time per guest under TCG
-    '-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${sshPort}-:22`, '-device', 'virtio-net-pci,netdev=net0,romfile=',
-    '-netdev', `socket,id=lan0,mcast=${seg.group}:${seg.port},localaddr=127.0.0.1`,
-    '-device', `virtio-net-pci,netdev=lan0,mac=${lanMac},romfile=`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    'qemu-system-x86_64',
+    [
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-nodefaults',
+      '-serial',
+      `file:${serial}`,
+      '-drive',
+      `file=${overlay},if=virtio,format=qcow2`,
+      '-drive',
+      `file=${seed},if=virtio,format=raw,readonly=on`,
+      // NIC 1 (eth0): the way out and the SSH forward; NIC 2 (eth1): the LAN segment. romfile= skips the iPXE option
+      // ROMs (no network boot here): ~4 s less SeaBIOS time per guest under TCG
+      '-netdev',
+      `user,id=net0,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
+      '-device',
+      'virtio-net-pci,netdev=net0,romfile=',
+      '-netdev',
+      `socket,id=lan0,mcast=${seg.group}:${seg.port},localaddr=127.0.0.1`,
+      '-device',
+      `virtio-net-pci,netdev=lan0,mac=${lanMac},romfile=`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   proc.once('exit', (code, sig) => {
     if (stderr.trim()) console.error(`${name}: qemu exited (${code ?? sig}): ${stderr.trim()}`);
   });
@@ -120,99 +141,133 @@ after(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-test('two guests on one socket-multicast segment get static leases from the node and reach each other; a third segment is isolated', { timeout: 240_000 }, async (t) => {
-  const image = ensureTestImage();
-  const segA = randomSegment();
-  let segB = randomSegment();
-  while (segB.group === segA.group || segB.port === segA.port) segB = randomSegment();
+test(
+  'two guests on one socket-multicast segment get static leases from the node and reach each other; a third segment is isolated',
+  { timeout: 240_000 },
+  async (t) => {
+    const image = ensureTestImage();
+    const segA = randomSegment();
+    let segB = randomSegment();
+    while (segB.group === segA.group || segB.port === segA.port) segB = randomSegment();
 
-  const [mac1, mac2, mac3] = [randomMac(), randomMac(), randomMac()];
-  // VM 3's MAC is known to segment A's responder too (with another address): only isolation keeps it from answering
-  const logA: string[] = [];
-  const logB: string[] = [];
-  const respA = new McastDhcpResponder({
-    ...segA, localAddr: '127.0.0.1', serverIp: SERVER_IP, netmask: '255.255.255.0', router: null, mtu: MTU, leaseSecs: LEASE_SECS,
-    hosts: new Map([[mac1, '192.168.66.11'], [mac2, '192.168.66.12'], [mac3, '192.168.66.99']]),
-  }, recordingLog(logA));
-  const respB = new McastDhcpResponder({
-    ...segB, localAddr: '127.0.0.1', serverIp: SERVER_IP, netmask: '255.255.255.0', router: null, mtu: MTU, leaseSecs: 3600,
-    hosts: new Map([[mac3, '192.168.66.13']]),
-  }, recordingLog(logB));
-  responders.push(respA, respB);
-  await Promise.all([respA.start(), respB.start()]);
+    const [mac1, mac2, mac3] = [randomMac(), randomMac(), randomMac()];
+    // VM 3's MAC is known to segment A's responder too (with another address): only isolation keeps it from answering
+    const logA: string[] = [];
+    const logB: string[] = [];
+    const respA = new McastDhcpResponder(
+      {
+        ...segA,
+        localAddr: '127.0.0.1',
+        serverIp: SERVER_IP,
+        netmask: '255.255.255.0',
+        router: null,
+        mtu: MTU,
+        leaseSecs: LEASE_SECS,
+        hosts: new Map([
+          [mac1, '192.168.66.11'],
+          [mac2, '192.168.66.12'],
+          [mac3, '192.168.66.99'],
+        ]),
+      },
+      recordingLog(logA),
+    );
+    const respB = new McastDhcpResponder(
+      {
+        ...segB,
+        localAddr: '127.0.0.1',
+        serverIp: SERVER_IP,
+        netmask: '255.255.255.0',
+        router: null,
+        mtu: MTU,
+        leaseSecs: 3600,
+        hosts: new Map([[mac3, '192.168.66.13']]),
+      },
+      recordingLog(logB),
+    );
+    responders.push(respA, respB);
+    await Promise.all([respA.start(), respB.start()]);
 
-  const t0 = Date.now();
-  const [vm1, vm2, vm3] = await Promise.all([
-    bootVm('lan-vm1', image, segA, mac1), bootVm('lan-vm2', image, segA, mac2), bootVm('lan-vm3', image, segB, mac3),
-  ]);
+    const t0 = Date.now();
+    const [vm1, vm2, vm3] = await Promise.all([
+      bootVm('lan-vm1', image, segA, mac1),
+      bootVm('lan-vm2', image, segA, mac2),
+      bootVm('lan-vm3', image, segB, mac3),
+    ]);
 
-  const leased = await Promise.all([
-    waitSerial(vm1!, /dbc-guest: ip 192\.168\.66\.11 dev eth1/),
-    waitSerial(vm2!, /dbc-guest: ip 192\.168\.66\.12 dev eth1/),
-    waitSerial(vm3!, /dbc-guest: ip 192\.168\.66\.13 dev eth1/),
-  ]);
-  t.diagnostic(`QEMU start to LAN lease: vm1 ${leased[0]} ms, vm2 ${leased[1]} ms, vm3 ${leased[2]} ms (3 guests booting at once)`);
-  const ready = await Promise.all([vm1!, vm2!, vm3!].map((vm) => waitSerial(vm, /DBC_GUEST_READY/)));
-  t.diagnostic(`QEMU start to DBC_GUEST_READY: ${ready.join(' / ')} ms`);
-  for (const vm of [vm1!, vm2!, vm3!]) {
-    const log = await serialText(vm);
-    const up = (marker: string) => log.match(new RegExp(`${marker} uptime=([0-9.]+)`))?.[1] ?? '?';
-    t.diagnostic(`${vm.name} guest uptime: initramfs ${up('DBC_GUEST_BOOT_OK')} s, ready ${up('DBC_GUEST_READY')} s`);
-  }
-  for (const vm of [vm1!, vm2!, vm3!]) assert.match(await serialText(vm), /dbc-guest: ip 10\.0\.2\.15 dev eth0/, `${vm.name} eth0 lease`);
-  assert.doesNotMatch(await serialText(vm3!), /192\.168\.66\.99/, 'segment A answered VM 3');
-  assert.ok(!logA.some((l) => l.includes(vm3!.lanMac)), `segment A's responder saw VM 3:\n${logA.join('\n')}`);
+    const leased = await Promise.all([
+      waitSerial(vm1, /dbc-guest: ip 192\.168\.66\.11 dev eth1/),
+      waitSerial(vm2, /dbc-guest: ip 192\.168\.66\.12 dev eth1/),
+      waitSerial(vm3, /dbc-guest: ip 192\.168\.66\.13 dev eth1/),
+    ]);
+    t.diagnostic(`QEMU start to LAN lease: vm1 ${leased[0]} ms, vm2 ${leased[1]} ms, vm3 ${leased[2]} ms (3 guests booting at once)`);
+    const ready = await Promise.all([vm1, vm2, vm3].map((vm) => waitSerial(vm, /DBC_GUEST_READY/)));
+    t.diagnostic(`QEMU start to DBC_GUEST_READY: ${ready.join(' / ')} ms`);
+    for (const vm of [vm1, vm2, vm3]) {
+      const log = await serialText(vm);
+      const up = (marker: string) => log.match(new RegExp(`${marker} uptime=([0-9.]+)`))?.[1] ?? '?';
+      t.diagnostic(`${vm.name} guest uptime: initramfs ${up('DBC_GUEST_BOOT_OK')} s, ready ${up('DBC_GUEST_READY')} s`);
+    }
+    for (const vm of [vm1, vm2, vm3]) assert.match(await serialText(vm), /dbc-guest: ip 10\.0\.2\.15 dev eth0/, `${vm.name} eth0 lease`);
+    assert.doesNotMatch(await serialText(vm3), /192\.168\.66\.99/, 'segment A answered VM 3');
+    assert.ok(!logA.some((l) => l.includes(vm3.lanMac)), `segment A's responder saw VM 3:\n${logA.join('\n')}`);
 
-  // `ping` as typed in a login shell (/etc/profile routes it to the image's unprivileged /bin/ping: busybox ash
-  // would otherwise run its own raw-socket ping applet, root only)
-  const probe = (target: string) =>
-    `sh -lc 'ping -c 2 -W 2 ${target}'; echo "ping=$?"; ` +
-    `echo | nc -w 3 ${target} 22 | head -c 24 | tr -d '\\r'; echo; echo "nc-done"`;
-  const [out1, out3] = await Promise.all([
-    sshExec('127.0.0.1', vm1!.sshPort, 'dbc', password, [
-      'id -un',
-      'echo "range=$(cat /proc/sys/net/ipv4/ping_group_range)"',
-      probe('192.168.66.12'),
-      '/bin/ping -c 1 -W 2 192.168.66.12 >/dev/null; echo "direct-ping=$?"',
-      'ip -o link show dev eth1',
-      'ip -o -4 addr show dev eth1',
-      'echo "routes:"; ip route',
-      'echo "resolv:"; cat /etc/resolv.conf',
-    ].join('; '), 60_000),
-    sshExec('127.0.0.1', vm3!.sshPort, 'dbc', password, ['id -un', probe('192.168.66.12'), 'ip -o -4 addr show dev eth1'].join('; '), 60_000),
-  ]);
-  t.diagnostic(`vm1:\n${out1}`);
-  t.diagnostic(`vm3:\n${out3}`);
+    // `ping` as typed in a login shell (/etc/profile routes it to the image's unprivileged /bin/ping: busybox ash
+    // would otherwise run its own raw-socket ping applet, root only)
+    const probe = (target: string) =>
+      `sh -lc 'ping -c 2 -W 2 ${target}'; echo "ping=$?"; ` + `echo | nc -w 3 ${target} 22 | head -c 24 | tr -d '\\r'; echo; echo "nc-done"`;
+    const [out1, out3] = await Promise.all([
+      sshExec(
+        '127.0.0.1',
+        vm1.sshPort,
+        'dbc',
+        password,
+        [
+          'id -un',
+          'echo "range=$(cat /proc/sys/net/ipv4/ping_group_range)"',
+          probe('192.168.66.12'),
+          '/bin/ping -c 1 -W 2 192.168.66.12 >/dev/null; echo "direct-ping=$?"',
+          'ip -o link show dev eth1',
+          'ip -o -4 addr show dev eth1',
+          'echo "routes:"; ip route',
+          'echo "resolv:"; cat /etc/resolv.conf',
+        ].join('; '),
+        60_000,
+      ),
+      sshExec('127.0.0.1', vm3.sshPort, 'dbc', password, ['id -un', probe('192.168.66.12'), 'ip -o -4 addr show dev eth1'].join('; '), 60_000),
+    ]);
+    t.diagnostic(`vm1:\n${out1}`);
+    t.diagnostic(`vm3:\n${out3}`);
 
-  // vm1 -> vm2 over the LAN: ICMP echo as the non-root login user, and a TCP connection to vm2's sshd
-  assert.equal(out1.split('\n')[0], 'dbc', 'logged in as the non-root seed user');
-  assert.match(out1, /^range=0\s+2147483647$/m, 'rcS opened net.ipv4.ping_group_range');
-  const noPing = 'ICMP echo as dbc failed: is /bin/ping the dbc-ping helper (the image build needs gcc and libc6-dev)?';
-  assert.match(out1, /2 packets transmitted, 2 packets received/, noPing);
-  assert.match(out1, /^ping=0$/m, noPing);
-  assert.match(out1, /^direct-ping=0$/m, noPing);
-  assert.match(out1, /^SSH-2\.0-/m, 'dropbear banner of vm2 over the LAN');
-  assert.match(out1, new RegExp(`eth1: .* mtu ${MTU} `), 'DHCP option 26 applied');
-  assert.match(out1, /inet 192\.168\.66\.11\/24 /);
-  // the LAN lease (no router, no DNS) left eth0's default route and resolv.conf alone
-  assert.match(out1, /^default via 10\.0\.2\.2 dev eth0/m);
-  assert.doesNotMatch(out1, /^default .* dev eth1/m);
-  assert.match(out1, /resolv:\nnameserver 10\.0\.2\.3/);
+    // vm1 -> vm2 over the LAN: ICMP echo as the non-root login user, and a TCP connection to vm2's sshd
+    assert.equal(out1.split('\n')[0], 'dbc', 'logged in as the non-root seed user');
+    assert.match(out1, /^range=0\s+2147483647$/m, 'rcS opened net.ipv4.ping_group_range');
+    const noPing = 'ICMP echo as dbc failed: is /bin/ping the dbc-ping helper (the image build needs gcc and libc6-dev)?';
+    assert.match(out1, /2 packets transmitted, 2 packets received/, noPing);
+    assert.match(out1, /^ping=0$/m, noPing);
+    assert.match(out1, /^direct-ping=0$/m, noPing);
+    assert.match(out1, /^SSH-2\.0-/m, 'dropbear banner of vm2 over the LAN');
+    assert.match(out1, new RegExp(`eth1: .* mtu ${MTU} `), 'DHCP option 26 applied');
+    assert.match(out1, /inet 192\.168\.66\.11\/24 /);
+    // the LAN lease (no router, no DNS) left eth0's default route and resolv.conf alone
+    assert.match(out1, /^default via 10\.0\.2\.2 dev eth0/m);
+    assert.doesNotMatch(out1, /^default .* dev eth1/m);
+    assert.match(out1, /resolv:\nnameserver 10\.0\.2\.3/);
 
-  // vm3 on another segment, same subnet: nothing of segment A is reachable
-  assert.equal(out3.split('\n')[0], 'dbc');
-  assert.match(out3, /inet 192\.168\.66\.13\/24 /);
-  assert.match(out3, /^ping=1$/m);
-  assert.match(out3, /0 packets received/);
-  assert.doesNotMatch(out3, /SSH-2\.0/);
+    // vm3 on another segment, same subnet: nothing of segment A is reachable
+    assert.equal(out3.split('\n')[0], 'dbc');
+    assert.match(out3, /inet 192\.168\.66\.13\/24 /);
+    assert.match(out3, /^ping=1$/m);
+    assert.match(out3, /0 packets received/);
+    assert.doesNotMatch(out3, /SSH-2\.0/);
 
-  // unicast renewal: the guest ARPs for the server address (answered by the responder) and sends its REQUEST
-  // straight to it; the ACK count grows past the two initial leases
-  const acksFor = (m: string) => logA.filter((l) => l.includes('lan dhcp ack') && l.includes(m)).length;
-  await waitFor('vm1 renewing its lease by unicast', () => acksFor(mac1) >= 2 && respA.stats.arps >= 1, 20_000, 200);
-  const neigh = await sshExec('127.0.0.1', vm1!.sshPort, 'dbc', password, 'ip neigh', 30_000);
-  assert.match(neigh, new RegExp(`^${SERVER_IP.replace(/\./g, '\\.')} dev eth1 lladdr ${SERVER_MAC}`, 'm'), `server ARP entry:\n${neigh}`);
-  assert.equal(respA.stats.naks, 0);
-  assert.equal(respB.stats.offers >= 1 && respB.stats.acks >= 1, true);
-  t.diagnostic(`segment A stats ${JSON.stringify(respA.stats)}, segment B ${JSON.stringify(respB.stats)}; total ${Date.now() - t0} ms`);
-});
+    // unicast renewal: the guest ARPs for the server address (answered by the responder) and sends its REQUEST
+    // straight to it; the ACK count grows past the two initial leases
+    const acksFor = (m: string) => logA.filter((l) => l.includes('lan dhcp ack') && l.includes(m)).length;
+    await waitFor('vm1 renewing its lease by unicast', () => acksFor(mac1) >= 2 && respA.stats.arps >= 1, 20_000, 200);
+    const neigh = await sshExec('127.0.0.1', vm1.sshPort, 'dbc', password, 'ip neigh', 30_000);
+    assert.match(neigh, new RegExp(`^${SERVER_IP.replace(/\./g, '\\.')} dev eth1 lladdr ${SERVER_MAC}`, 'm'), `server ARP entry:\n${neigh}`);
+    assert.equal(respA.stats.naks, 0);
+    assert.equal(respB.stats.offers >= 1 && respB.stats.acks >= 1, true);
+    t.diagnostic(`segment A stats ${JSON.stringify(respA.stats)}, segment B ${JSON.stringify(respB.stats)}; total ${Date.now() - t0} ms`);
+  },
+);

@@ -216,24 +216,19 @@ before(async () => {
   await ip(['-n', VM, 'route', 'add', '10.213.0.0/24', 'via', '10.212.0.1']);
   await inNs(HOST, 'busybox', ['sysctl', '-w', 'net.ipv4.ip_forward=1']);
 
-  await Promise.all([
-    serve(VM, ['tcp:22', 'tcp:8001', 'udp:7001']),
-    serve(HOST, ['tcp:8080', 'udp:67']),
-    serve(CLIENT, ['tcp:5555']),
-    serve(VM2, ['tcp:22']),
-  ]);
+  await Promise.all([serve(VM, ['tcp:22', 'tcp:8001', 'udp:7001']), serve(HOST, ['tcp:8080', 'udp:67']), serve(CLIENT, ['tcp:5555']), serve(VM2, ['tcp:22'])]);
 });
 
 after(async () => {
   for (const c of children) c.kill('SIGKILL');
-  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+  await Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r))));
   for (const ns of [HOST, CLIENT, VM, VM2]) {
     await ip(['netns', 'del', ns]).catch(() => undefined);
   }
 });
 
 // every test after the first depends on the previous ones' table; node:test runs them in order
-const t = (name: string, fn: () => Promise<void>) =>
+const t = (name: string, fn: () => Promise<void>): void => {
   test(name, async (ctx) => {
     if (skipReason) {
       ctx.skip(skipReason);
@@ -241,6 +236,7 @@ const t = (name: string, fn: () => Promise<void>) =>
     }
     await fn();
   });
+};
 
 t('baseline without the table: the vm reaches the host and the LAN route, nothing is forwarded', async () => {
   assert.equal(await list(), null);
@@ -274,7 +270,7 @@ t('forwards: tcp 2222 -> vm:22, a shifted tcp range, a udp range; from the host 
   }
 });
 
-t('hairpin: a vm reaches another vm through the host\'s forwarded port (masqueraded to the gateway)', async () => {
+t("hairpin: a vm reaches another vm through the host's forwarded port (masqueraded to the gateway)", async () => {
   await apply(state([vmA, vmC]));
   assert.equal(await probe(VM, 'tcp', '10.211.0.1', 4444), 'hello 22 10.200.0.1');
   assert.equal(await probe(VM2, 'tcp', '10.211.0.1', 2222), 'hello 22 10.200.0.1');

@@ -32,14 +32,41 @@ after(() => {
 async function startNode(): Promise<ChildProcess> {
   rmSync(join(dir, 'node.json'), { force: true });
   let out = '';
-  const p = spawn('ip', ['netns', 'exec', NS, process.execPath, cliPath, 'node', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--network', 'bridge', '--bridge', 'dbcbr9', '--bridge-cidr', '10.201.0.0/24', '--lan-local', '10.79.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  p.stdout!.on('data', (d) => (out += d));
-  p.stderr!.on('data', (d) => (out += d));
-  await waitFor('node.json', () => {
-    if (p.exitCode !== null) throw new Error(`dbc node exited ${p.exitCode}: ${out}`);
-    return existsSync(join(dir, 'node.json')) ? true : undefined;
-  }, 60_000, 200);
+  const p = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      NS,
+      process.execPath,
+      cliPath,
+      'node',
+      '--data-dir',
+      dir,
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--network',
+      'bridge',
+      '--bridge',
+      'dbcbr9',
+      '--bridge-cidr',
+      '10.201.0.0/24',
+      '--lan-local',
+      '10.79.0.2',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (out += d));
+  await waitFor(
+    'node.json',
+    () => {
+      if (p.exitCode !== null) throw new Error(`dbc node exited ${p.exitCode}: ${out}`);
+      return existsSync(join(dir, 'node.json')) ? true : undefined;
+    },
+    60_000,
+    200,
+  );
   return p;
 }
 
@@ -53,17 +80,25 @@ test('dbc node --network bridge builds its bridge, DHCP and rules, and adopts th
   proc = await startNode();
   const link = JSON.parse(inNs(['ip', '-j', 'addr', 'show', 'dev', 'dbcbr9']))[0];
   assert.equal(link.operstate === 'UP' || link.flags.includes('UP'), true);
-  assert.ok(link.addr_info.some((a: { local: string; prefixlen: number }) => a.local === '10.201.0.1' && a.prefixlen === 24), JSON.stringify(link));
+  assert.ok(
+    link.addr_info.some((a: { local: string; prefixlen: number }) => a.local === '10.201.0.1' && a.prefixlen === 24),
+    JSON.stringify(link),
+  );
   assert.equal(inNs(['sysctl', '-n', 'net.ipv4.ip_forward']).trim(), '1');
   const pid = dnsmasqPid();
   assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dbcbr9'));
-  await waitFor('nft table', () => {
-    try {
-      return inNs(['nft', 'list', 'table', 'ip', 'dbc']).includes('masquerade') ? true : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 30_000, 300);
+  await waitFor(
+    'nft table',
+    () => {
+      try {
+        return inNs(['nft', 'list', 'table', 'ip', 'dbc']).includes('masquerade') ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    30_000,
+    300,
+  );
   const table = inNs(['nft', 'list', 'table', 'ip', 'dbc']);
   assert.match(table, /ip saddr 10\.201\.0\.0\/24 oifname != "dbcbr9" masquerade/);
 
@@ -73,7 +108,9 @@ test('dbc node --network bridge builds its bridge, DHCP and rules, and adopts th
   proc = await startNode();
   await sleep(500);
   assert.equal(dnsmasqPid(), pid);
-  const dnsmasqs = execFileSync('ip', ['netns', 'pids', NS], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  const dnsmasqs = execFileSync('ip', ['netns', 'pids', NS], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
     .filter((p) => {
       try {
         return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('dnsmasq') && !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'));

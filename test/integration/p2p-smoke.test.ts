@@ -49,9 +49,20 @@ test('Node 20 gets Promise.withResolvers from our polyfill, and the libp2p packa
 
 test('installed libp2p majors are the ones this code is written for', () => {
   const want: Record<string, number> = {
-    libp2p: 3, '@libp2p/tcp': 11, '@libp2p/identify': 4, '@libp2p/bootstrap': 12, '@libp2p/ping': 3, '@libp2p/kad-dht': 16,
-    '@libp2p/crypto': 5, '@libp2p/peer-id': 6, '@libp2p/interface': 3, '@libp2p/utils': 7, '@libp2p/circuit-relay-v2': 4,
-    '@chainsafe/libp2p-noise': 17, '@chainsafe/libp2p-yamux': 8, '@multiformats/multiaddr': 13,
+    libp2p: 3,
+    '@libp2p/tcp': 11,
+    '@libp2p/identify': 4,
+    '@libp2p/bootstrap': 12,
+    '@libp2p/ping': 3,
+    '@libp2p/kad-dht': 16,
+    '@libp2p/crypto': 5,
+    '@libp2p/peer-id': 6,
+    '@libp2p/interface': 3,
+    '@libp2p/utils': 7,
+    '@libp2p/circuit-relay-v2': 4,
+    '@chainsafe/libp2p-noise': 17,
+    '@chainsafe/libp2p-yamux': 8,
+    '@multiformats/multiaddr': 13,
   };
   for (const [name, major] of Object.entries(want)) {
     assert.equal(Number(pkgVersion(name).split('.')[0]), major, `${name} ${pkgVersion(name)}: expected major ${major}`);
@@ -95,10 +106,15 @@ describe('two processes over libp2p', { timeout: 120_000 }, () => {
     assert.ok(rtt >= 0 && rtt < 5000, `ping ${rtt} ms`);
     // identify tells us what the node speaks
     let protocols: string[] = [];
-    await waitFor('identify', async () => {
-      protocols = (await host.peerStore.get(peer)).protocols;
-      return protocols.includes('/dbc/rpc/1.0.0');
-    }, 10_000, 50).catch(() => assert.fail(`node protocols after identify: ${protocols.join(' ')}`));
+    await waitFor(
+      'identify',
+      async () => {
+        protocols = (await host.peerStore.get(peer)).protocols;
+        return protocols.includes('/dbc/rpc/1.0.0');
+      },
+      10_000,
+      50,
+    ).catch(() => assert.fail(`node protocols after identify: ${protocols.join(' ')}`));
     for (const p of ['/dbc/rpc-mux/1.0.0', '/dbc/kad/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0']) assert.ok(protocols.includes(p), p);
   });
 
@@ -106,15 +122,33 @@ describe('two processes over libp2p', { timeout: 120_000 }, () => {
     const nodeId = node.info.node_id!;
     const known = await waitFor('binding from the node', () => transport.knownNodes().find((n) => n.node_id === nodeId), 15_000, 50);
     assert.equal(known.name, 'smoke-node');
-    const reply = await transport.request(nodeId, {
-      route: 'mining_nodes.info', params: {}, query: {}, body: { peer_nodes_list: [nodeId], additional: {} },
-    }, { timeoutMs: 10_000 });
+    const reply = await transport.request(
+      nodeId,
+      {
+        route: 'mining_nodes.info',
+        params: {},
+        query: {},
+        body: { peer_nodes_list: [nodeId], additional: {} },
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.equal(reply.errcode, 0, JSON.stringify(reply));
     assert.equal((reply.message as { version: string }).version, '0.4.1.8');
     // many at once on one connection, one stream each
-    const many = await Promise.all(Array.from({ length: 50 }, () => transport.request(nodeId, {
-      route: 'tasks.list', params: {}, query: {}, body: { peer_nodes_list: [nodeId], additional: {} },
-    }, { timeoutMs: 10_000 })));
+    const many = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        transport.request(
+          nodeId,
+          {
+            route: 'tasks.list',
+            params: {},
+            query: {},
+            body: { peer_nodes_list: [nodeId], additional: {} },
+          },
+          { timeoutMs: 10_000 },
+        ),
+      ),
+    );
     assert.ok(many.every((r) => typeof r.errcode === 'number'));
     assert.equal(host.getConnections(peerIdFromString(node.info.peer_id)).length, 1);
   });
@@ -122,13 +156,18 @@ describe('two processes over libp2p', { timeout: 120_000 }, () => {
   test('the node put its binding in the DHT under /dbc/<node_id>', async () => {
     const nodeId = node.info.node_id!;
     const seen: string[] = [];
-    const value = await waitFor('DHT record', async () => {
-      for await (const ev of host.services.dht.get(bindingDhtKey(nodeId), { signal: AbortSignal.timeout(3000) })) {
-        seen.push(ev.name === 'QUERY_ERROR' ? `${ev.name}: ${ev.error.message}` : ev.name);
-        if (ev.name === 'VALUE') return ev.value;
-      }
-      return undefined;
-    }, 15_000, 200).catch((err: Error) => {
+    const value = await waitFor(
+      'DHT record',
+      async () => {
+        for await (const ev of host.services.dht.get(bindingDhtKey(nodeId), { signal: AbortSignal.timeout(3000) })) {
+          seen.push(ev.name === 'QUERY_ERROR' ? `${ev.name}: ${ev.error.message}` : ev.name);
+          if (ev.name === 'VALUE') return ev.value;
+        }
+        return undefined;
+      },
+      15_000,
+      200,
+    ).catch((err: Error) => {
       const rt = (host.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size;
       throw new Error(`${err.message}; query events: ${seen.join(', ')}; routing table size ${rt}`);
     });

@@ -201,7 +201,7 @@ test('destroy stops a running VM at once and reports its exit once', { timeout: 
   assert.equal(exits.filter((e) => e.taskId === b.taskId).length, 1);
 });
 
-test('a hostfwd port already taken fails the start with QEMU\'s reason', { timeout: 30000 }, async () => {
+test("a hostfwd port already taken fails the start with QEMU's reason", { timeout: 30000 }, async () => {
   const taken: Server = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   const port = (taken.address() as { port: number }).port;
@@ -226,7 +226,7 @@ async function startFromKilledStarter(spec: VmSpec): Promise<number> {
   });
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
-    starter.stdout!.on('data', (c: Buffer) => {
+    starter.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       if (out.includes('\n')) resolve(out.split('\n')[0]!);
     });
@@ -288,7 +288,10 @@ test('a started VM killed from outside is reported as killed', { timeout: 30000 
   const pid = await startTracked(hv, f);
   process.kill(pid, 'SIGKILL');
   assert.ok(await waitFor(() => exits.some((x) => x.taskId === f.taskId), 5000));
-  assert.deepEqual(exits.filter((x) => x.taskId === f.taskId), [{ taskId: f.taskId, reason: 'killed' }]);
+  assert.deepEqual(
+    exits.filter((x) => x.taskId === f.taskId),
+    [{ taskId: f.taskId, reason: 'killed' }],
+  );
   assert.equal(await hv.state(f.taskId), 'shutoff');
 });
 
@@ -317,7 +320,8 @@ test('QMP client: split greeting, garbage, out-of-order answers, events, errors,
         else if (msg.execute === 'slow') held.push(msg);
         else if (msg.execute === 'fast') {
           // the fast answer and an event first, then the slow one, written byte-split
-          const out = `{"event": "RESET", "data": {"guest": true}}\r\n{"return": "fast", "id": "${msg.id}"}\r\n` +
+          const out =
+            `{"event": "RESET", "data": {"guest": true}}\r\n{"return": "fast", "id": "${msg.id}"}\r\n` +
             held.map((h) => `{"return": "slow", "id": "${h.id}"}\r\n`).join('');
           sock.write(out.slice(0, 17));
           setTimeout(() => sock.write(out.slice(17)), 10);
@@ -335,7 +339,10 @@ test('QMP client: split greeting, garbage, out-of-order answers, events, errors,
     const slow = qmp.execute('slow');
     const fast = qmp.execute('fast');
     assert.deepEqual(await Promise.all([slow, fast]), ['slow', 'fast']);
-    assert.deepEqual(events.map((e) => e.event), ['RESET']);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['RESET'],
+    );
     await assert.rejects(qmp.execute('broken'), /The command broken has not been found/);
     let closed = 0;
     qmp.on('close', () => closed++);

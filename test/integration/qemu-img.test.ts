@@ -77,8 +77,15 @@ test('errors carry the stderr of qemu-img', async () => {
 
 test('unsafe paths never reach qemu-img', async () => {
   for (const bad of [
-    'relative.qcow2', '/tmp/../etc/passwd', '/tmp/a b.qcow2', '/tmp/x;rm -rf.qcow2', '/tmp/$(id).qcow2',
-    '/tmp/a\n.qcow2', '', '/tmp/ü.qcow2', '/tmp/a,b.qcow2',
+    'relative.qcow2',
+    '/tmp/../etc/passwd',
+    '/tmp/a b.qcow2',
+    '/tmp/x;rm -rf.qcow2',
+    '/tmp/$(id).qcow2',
+    '/tmp/a\n.qcow2',
+    '',
+    '/tmp/ü.qcow2',
+    '/tmp/a,b.qcow2',
   ]) {
     assert.throws(() => assertSafeImagePath(bad), /unsafe image path/, bad);
     await assert.rejects(qemuImg.info(bad), /unsafe image path/);

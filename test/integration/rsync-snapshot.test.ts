@@ -15,7 +15,7 @@ import { openDb, type Db } from '../../src/store/db.js';
 import { TaskStore } from '../../src/store/tasks.js';
 import { createDisk, createOverlay, info } from '../../src/storage/qemu-img.js';
 import { SnapshotService } from '../../src/storage/snapshots.js';
-import { fakeHost, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
+import { fakeDeps, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
@@ -42,8 +42,8 @@ function node(root: string, name: string): FakeNode {
   mkdirSync(imageDir, { recursive: true });
   const db = openDb(join(dir, 'node.db'));
   const store = new TaskStore(db);
-  const host = fakeHost(store, new FakeHv(), imageDir, join(dir, 'vms'));
-  const transfers = new TransferManager({ repo: store, log: quiet, secrets });
+  const host = fakeDeps(store, new FakeHv(), imageDir, join(dir, 'vms'));
+  const transfers = new TransferManager({ repo: store, ops: host.ops, log: quiet, secrets });
   return { dir, imageDir, db, store, transfers, images: new NodeImageService(host, transfers), snaps: new SnapshotService(host, transfers) };
 }
 
@@ -85,7 +85,7 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
     const vda = join(a.dir, 'vms', T, 'vda.qcow2');
     await createOverlay(join(a.imageDir, 'base.qcow2'), vda);
     qemuIo(vda, 'write -P 0x22 1M 1M');
-    a.store.insert(fakeTask(T), [{ task_id: T, name: 'vda', path: vda, size_gb: 0, kind: 'os', owned: 1 }]);
+    a.store.insert(fakeTask(T), [{ task_id: T, name: 'vda', path: vda, size_gb: 0, kind: 'os', owned: true }]);
   });
   after(async () => {
     await a?.transfers.close();
@@ -113,11 +113,17 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
     // the renter's form of `images`: the node's images plus their own snapshots; others see only the node's
     const mine = a.images.list('w1').find((i) => i.image_name === s.image_name);
     assert.deepEqual([mine?.snapshot_name, mine?.task_id, mine?.image_server], ['s1', T, 'ID_1']);
-    assert.equal(a.images.list('someone-else').some((i) => i.image_name === s.image_name), false);
-    assert.equal(a.images.list().some((i) => i.image_name === s.image_name), false);
+    assert.equal(
+      a.images.list('someone-else').some((i) => i.image_name === s.image_name),
+      false,
+    );
+    assert.equal(
+      a.images.list().some((i) => i.image_name === s.image_name),
+      false,
+    );
   });
 
-  test('download on node B: the backing file resolves to B\'s base and the data equals the VM disk', async () => {
+  test("download on node B: the backing file resolves to B's base and the data equals the VM disk", async () => {
     const s = a.store.snapshot(T, 's1')!;
     await b.images.download('w1', daemon.server, s.image_name, '/data');
     const end = await transferEnd(b, s.image_name);
@@ -181,13 +187,26 @@ describe('snapshots and images across two nodes', { timeout: 120_000 }, () => {
   });
 
   test('upload from a node: only image files, never a task disk; progress answers after the fact', async () => {
-    b.store.insert(fakeTask('C1234567890123456789AB'), [{ task_id: 'C1234567890123456789AB', name: 'vdb', path: join(b.imageDir, 'data_x.qcow2'), size_gb: 1, kind: 'data', owned: 1 }]);
+    b.store.insert(fakeTask('C1234567890123456789AB'), [
+      { task_id: 'C1234567890123456789AB', name: 'vdb', path: join(b.imageDir, 'data_x.qcow2'), size_gb: 1, kind: 'data', owned: true },
+    ]);
     await createDisk(join(b.imageDir, 'data_x.qcow2'), 1);
-    await assert.rejects(b.images.upload('w1', daemon.server, 'data_x.qcow2'), /image file:data_x.qcow2 is not exist/, 'a task disk: the text of a missing file');
+    await assert.rejects(
+      b.images.upload('w1', daemon.server, 'data_x.qcow2'),
+      /image file:data_x.qcow2 is not exist/,
+      'a task disk: the text of a missing file',
+    );
     await assert.rejects(b.images.upload('w1', undefined, 'base.qcow2'), /no image_server/);
     const row = await b.images.upload('w1', daemon.server, '/data/base.qcow2');
     assert.equal((await b.transfers.settled(row.id))?.status, 'done');
-    assert.deepEqual(b.images.uploadProgress('w1', 'base.qcow2'), { status: 'done', progress: '100%', bytes: row.total_bytes, total_bytes: row.total_bytes });
+    // every transfer now runs as an operation, so the reply names it (as a node's always did)
+    assert.deepEqual(b.images.uploadProgress('w1', 'base.qcow2'), {
+      status: 'done',
+      progress: '100%',
+      bytes: row.total_bytes,
+      total_bytes: row.total_bytes,
+      operation_id: row.operation_id,
+    });
     execFileSync('cmp', [join(daemon.path, 'base.qcow2'), join(b.imageDir, 'base.qcow2')]);
     await assert.rejects(b.images.upload('w1', daemon.server, 'abs-base.qcow2'), /already exist/, 'the centre has it: never overwritten');
     assert.deepEqual(b.images.downloadProgress('w1', 'abs-base.qcow2').status, 'done');

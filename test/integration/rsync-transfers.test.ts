@@ -8,7 +8,6 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ImageServerSecrets } from '../../src/images/secrets.js';
-import { randomUUID } from 'node:crypto';
 import { freeBytes } from '../../src/images/names.js';
 import { rsyncUrl } from '../../src/images/servers.js';
 import { openDb } from '../../src/store/db.js';
@@ -17,6 +16,9 @@ import { startRsyncDaemon, type RsyncDaemon } from '../../src/images/daemon.js';
 import { listImages, parseListing, statRemote } from '../../src/images/rsync.js';
 import { MemoryTransferRepo, STAGING_DIR, TransferManager, stagingPathOf } from '../../src/images/transfers.js';
 import { DbcError } from '../../src/protocol/errors.js';
+import { EventBus, Operations } from '../../src/ops/index.js';
+import { quietLogger } from '../../src/util/logger.js';
+import { memoryOps } from '../helpers/storage-fakes.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const MiB = 1024 * 1024;
@@ -43,7 +45,7 @@ async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const v = fn();
-    if (v !== undefined && v !== false) return v as T;
+    if (v !== undefined && v !== false) return v;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -74,15 +76,21 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   test('the daemon lists .qcow2 files with their sizes; a missing file is undefined', async () => {
     writeFileSafe(join(daemon.path, 'notes.txt'), 'x');
     const list = await listImages(daemon.server);
-    assert.deepEqual(list.map((f) => [f.name, f.size]), [['big.qcow2', SIZE]]);
+    assert.deepEqual(
+      list.map((f) => [f.name, f.size]),
+      [['big.qcow2', SIZE]],
+    );
     assert.equal((await statRemote(daemon.server, 'big.qcow2'))?.size, SIZE);
     assert.equal(await statRemote(daemon.server, 'none.qcow2'), undefined);
-    assert.deepEqual(parseListing('-rw-r--r--    314,572,800 2026/11/27 14:27:36 a b.qcow2\ndrwxr-xr-x 4,096 2026/11/27 14:27:31 .').map((f) => f.size), [314572800]);
+    assert.deepEqual(
+      parseListing('-rw-r--r--    314,572,800 2026/11/27 14:27:36 a b.qcow2\ndrwxr-xr-x 4,096 2026/11/27 14:27:31 .').map((f) => f.size),
+      [314572800],
+    );
   });
 
   test('download: progress in real bytes, stop at about 50 %, resume, checksum equal to the source', async () => {
     // 4 MiB/s: a 32 MiB file takes about 8 s
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
     const row = await tm.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
     assert.equal(row.total_bytes, SIZE);
     await assert.rejects(tm.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' }), /image:big.qcow2 in downloading/);
@@ -100,7 +108,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     assert.ok(seen.length >= 3 && seen.every((v, i) => i === 0 || v >= seen[i - 1]!), `progress grows: ${seen.join(',')}`);
     assert.equal(existsSync(join(local, 'big.qcow2')), false, 'no file under the final name while partial');
 
-    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, progressIntervalMs: 100 });
+    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, progressIntervalMs: 100 });
     const again = await tm2.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
     assert.equal(again.done_bytes, partial, 'the resumed download starts where the partial file ends');
     const done = await tm2.settled(again.id);
@@ -111,17 +119,17 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   });
 
   test('a killed rsync leaves a resumable partial file', async () => {
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
     const row = await tm.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
     const pid = await until('rsync pid', () => tm.get(row.id)!.pid || undefined);
     await until('some data', () => tm.get(row.id)!.done_bytes > 4 * MiB);
     process.kill(pid, 'SIGKILL');
     const ended = await tm.settled(row.id);
     assert.equal(ended?.status, 'interrupted');
-    assert.match(ended!.error, /download again to resume/);
+    assert.match(ended.error, /download again to resume/);
     const partial = statSync(stagingPathOf(join(local, 'big.qcow2'), 'big.qcow2')).size;
     assert.ok(partial > 0);
-    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet });
     const again = await tm2.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
     assert.equal(again.done_bytes, partial);
     assert.equal((await tm2.settled(again.id))?.status, 'done');
@@ -131,7 +139,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
 
   test('bad downloads: unknown file, existing file, bad names, a full disk; none leaves a record or a file', async () => {
     const repo = new MemoryTransferRepo();
-    const tm = new TransferManager({ repo, log: quiet });
+    const tm = new TransferManager({ repo, ops: memoryOps(), log: quiet });
     await assert.rejects(tm.startDownload({ server: daemon.server, file: 'none.qcow2', destDir: local, wallet: 'w' }), /image:none.qcow2 not exist/);
     for (const bad of ['../big.qcow2', '-rf.qcow2', 'a b.qcow2', 'x.img', '.hidden.qcow2']) {
       await assert.rejects(tm.startDownload({ server: daemon.server, file: bad, destDir: local, wallet: 'w' }), /image_filename is invalid/, bad);
@@ -155,13 +163,13 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   test('an image that shrinks on the centre during the download fails and leaves no partial file', async () => {
     const src = join(daemon.path, 'shrinks.qcow2');
     randomFile(src, 16 * MiB);
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 2048, progressIntervalMs: 100 });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, bwlimitKiB: 2048, progressIntervalMs: 100 });
     const row = await tm.startDownload({ server: daemon.server, file: 'shrinks.qcow2', destDir: local, wallet: 'w' });
     await until('some data', () => tm.get(row.id)!.done_bytes > 2 * MiB);
     truncateSync(src, 4 * MiB);
     const ended = await tm.settled(row.id);
     assert.equal(ended?.status, 'failed');
-    assert.ok(ended!.error.length > 0);
+    assert.ok(ended.error.length > 0);
     assert.equal(existsSync(join(local, 'shrinks.qcow2')), false);
     assert.equal(existsSync(stagingPathOf(join(local, 'shrinks.qcow2'), 'shrinks.qcow2')), false, 'partial removed');
     rmSync(src);
@@ -170,7 +178,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   test('a file that vanishes from the centre before rsync reads it: failed, no partial file', async (t) => {
     const src = join(daemon.path, 'gone.qcow2');
     randomFile(src, MiB);
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet });
     // remove it between the check and the copy: the finaliser runs after the copy, so use a listener-free race:
     // start, and remove at once (rsync needs a few ms to connect)
     const started = tm.startDownload({ server: daemon.server, file: 'gone.qcow2', destDir: local, wallet: 'w' });
@@ -184,7 +192,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
       return;
     }
     assert.equal(ended?.status, 'failed', ended?.error);
-    assert.match(ended!.error, /No such file|vanished|link_stat|changed/);
+    assert.match(ended.error, /No such file|vanished|link_stat|changed/);
     assert.equal(existsSync(join(local, 'gone.qcow2')), false);
     assert.equal(existsSync(stagingPathOf(join(local, 'gone.qcow2'), 'gone.qcow2')), false);
   });
@@ -192,7 +200,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   test('upload: progress, stop, resume from the centre partial dir, checksum equal; never a partial under the final name', async () => {
     const src = join(local, 'up.qcow2');
     randomFile(src, SIZE);
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100, secrets });
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100, secrets });
     const row = await tm.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' });
     await assert.rejects(tm.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' }), /image:up.qcow2 in uploading/);
     await until('upload progress', () => tm.get(row.id)!.done_bytes >= 8 * MiB, 30_000);
@@ -200,33 +208,37 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     const stopped = await tm.stop('upload', 'up.qcow2');
     assert.equal(stopped.status, 'stopped');
     assert.ok(existsSync(join(daemon.path, '.dbc-partial', 'up.qcow2')), 'partial kept in the hidden partial dir');
-    assert.equal((await listImages(daemon.server)).some((f) => f.name === 'up.qcow2'), false);
-    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, secrets });
+    assert.equal(
+      (await listImages(daemon.server)).some((f) => f.name === 'up.qcow2'),
+      false,
+    );
+    const tm2 = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, secrets });
     const again = await tm2.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' });
     const done = await tm2.settled(again.id);
     assert.equal(done?.status, 'done', done?.error);
     assert.equal(done?.done_bytes, SIZE);
     assert.equal(sha256(join(daemon.path, 'up.qcow2')), sha256(src));
     await assert.rejects(tm2.startUpload({ server: daemon.server, localPath: src, file: 'up.qcow2', wallet: 'w' }), /already exist/);
-    await assert.rejects(tm2.startUpload({ server: daemon.server, localPath: join(local, 'none.qcow2'), file: 'none.qcow2', wallet: 'w' }), /image file:none.qcow2 is not exist/);
+    await assert.rejects(
+      tm2.startUpload({ server: daemon.server, localPath: join(local, 'none.qcow2'), file: 'none.qcow2', wallet: 'w' }),
+      /image file:none.qcow2 is not exist/,
+    );
   });
 
   test('a node restart resumes transfers: after a clean shutdown, and after a crash that left rsync running', async () => {
     const db = openDb(join(dir, 'node.db'));
     try {
       const store = new TaskStore(db);
-      const ops = {
-        create: (kind: string, wallet: string, taskId: string) => store.createOperation({ id: randomUUID(), task_id: taskId, wallet, kind, status: 'running' }).id,
-        update: (id: string, changes: Parameters<TaskStore['updateOperation']>[1]) => store.updateOperation(id, changes),
-      };
+      // each TransferManager is one daemon's: a fresh operations layer over the same store
+      const ops = () => new Operations(store, new EventBus(quietLogger), quietLogger);
       // clean shutdown: the record says interrupted/node shutdown; the next start continues it
-      const tm = new TransferManager({ repo: store, ops, log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
+      const tm = new TransferManager({ repo: store, ops: ops(), log: quiet, bwlimitKiB: 4096, progressIntervalMs: 100 });
       const row = await tm.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
       await until('some data', () => store.transfer(row.id)!.done_bytes > 4 * MiB);
       await tm.close();
       assert.deepEqual([store.transfer(row.id)!.status, store.transfer(row.id)!.error], ['interrupted', 'node shutdown']);
       assert.equal(store.operation(row.operation_id)!.status, 'running');
-      const tm2 = new TransferManager({ repo: store, ops, log: quiet, progressIntervalMs: 100 });
+      const tm2 = new TransferManager({ repo: store, ops: ops(), log: quiet, progressIntervalMs: 100 });
       await tm2.init();
       assert.equal((await tm2.settled(row.id))?.status, 'done');
       assert.equal(store.operation(row.operation_id)!.status, 'done');
@@ -234,7 +246,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
       rmSync(join(local, 'big.qcow2'));
 
       // crash: the record still says running and an orphaned rsync writes the partial file; init kills it first
-      const tm3 = new TransferManager({ repo: store, ops, log: quiet, bwlimitKiB: 2048, progressIntervalMs: 100 });
+      const tm3 = new TransferManager({ repo: store, ops: ops(), log: quiet, bwlimitKiB: 2048, progressIntervalMs: 100 });
       const row3 = await tm3.startDownload({ server: daemon.server, file: 'big.qcow2', destDir: local, wallet: 'w' });
       const staging = stagingPathOf(join(local, 'big.qcow2'), 'big.qcow2');
       await until('some data', () => sizeOf(staging) > 2 * MiB);
@@ -242,7 +254,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
       const orphan = spawn('rsync', ['--append-verify', '--bwlimit=512', rsyncUrl(daemon.server, 'big.qcow2'), staging], { stdio: 'ignore' });
       const orphanGone = new Promise((r) => orphan.once('exit', r));
       store.updateTransfer(row3.id, { status: 'running', pid: orphan.pid! });
-      const tm4 = new TransferManager({ repo: store, ops, log: quiet, progressIntervalMs: 100 });
+      const tm4 = new TransferManager({ repo: store, ops: ops(), log: quiet, progressIntervalMs: 100 });
       await tm4.init();
       await orphanGone;
       assert.equal((await tm4.settled(row3.id))?.status, 'done');
@@ -254,9 +266,15 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
   });
 
   test('an unknown module or a closed port fails clearly', async () => {
-    const tm = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet, connectTimeoutS: 3 });
-    await assert.rejects(tm.startDownload({ server: { ...daemon.server, module: 'nomodule' }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed: the image server refused the transfer$/);
-    await assert.rejects(tm.startDownload({ server: { ...daemon.server, port: 1 }, file: 'big.qcow2', destDir: local, wallet: 'w' }), /list image_server failed: the image server is unreachable$/);
+    const tm = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet, connectTimeoutS: 3 });
+    await assert.rejects(
+      tm.startDownload({ server: { ...daemon.server, module: 'nomodule' }, file: 'big.qcow2', destDir: local, wallet: 'w' }),
+      /list image_server failed: the image server refused the transfer$/,
+    );
+    await assert.rejects(
+      tm.startDownload({ server: { ...daemon.server, port: 1 }, file: 'big.qcow2', destDir: local, wallet: 'w' }),
+      /list image_server failed: the image server is unreachable$/,
+    );
   });
 
   // issue 10, finding 2: the centre was an anonymous, writable module
@@ -276,14 +294,27 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     // the upload module needs the password
     const anonUp = spawnSync('rsync', ['--inplace', junk, url(daemon.upload.uploadModule, 'seed.qcow2')], { encoding: 'utf8', env, input: '' });
     assert.notEqual(anonUp.status, 0);
-    const wrong = spawnSync('rsync', [junk, `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/new.qcow2`], {
-      encoding: 'utf8', env: { ...env, RSYNC_PASSWORD: 'wrong' },
-    });
+    const wrong = spawnSync(
+      'rsync',
+      [junk, `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/new.qcow2`],
+      {
+        encoding: 'utf8',
+        env: { ...env, RSYNC_PASSWORD: 'wrong' },
+      },
+    );
     assert.notEqual(wrong.status, 0);
     assert.match(wrong.stderr, /auth failed/);
     // in place, even with the password: refused by the module
-    const authInplace = spawnSync('rsync', ['--inplace', `--password-file=${daemon.upload.passwordFile}`, junk,
-      `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/seed.qcow2`], { encoding: 'utf8', env });
+    const authInplace = spawnSync(
+      'rsync',
+      [
+        '--inplace',
+        `--password-file=${daemon.upload.passwordFile}`,
+        junk,
+        `rsync://${daemon.upload.user}@${daemon.server.host}:${daemon.server.port}/${daemon.upload.uploadModule}/seed.qcow2`,
+      ],
+      { encoding: 'utf8', env },
+    );
     assert.notEqual(authInplace.status, 0);
     assert.equal(sha256(seed), before, 'the centre file is unchanged');
     assert.equal(existsSync(join(daemon.path, 'new.qcow2')), false);
@@ -297,7 +328,7 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     assert.equal(sha256(join(local, 'got.qcow2')), before);
 
     // the TransferManager without credentials is refused with a short text (no rsync stderr)
-    const anon = new TransferManager({ repo: new MemoryTransferRepo(), log: quiet });
+    const anon = new TransferManager({ repo: new MemoryTransferRepo(), ops: memoryOps(), log: quiet });
     await assert.rejects(anon.startUpload({ server: daemon.server, localPath: junk, file: 'junk.qcow2', wallet: 'w' }), (err: Error) => {
       assert.equal(err.message, 'upload to image_server failed: the image server refused the transfer');
       return true;
@@ -305,13 +336,13 @@ describe('rsync image transfers', { timeout: 300_000 }, () => {
     // with them it uploads; the password is on no command line and in no record
     const password = readFileSync(daemon.upload.passwordFile, 'utf8').trim();
     const repo = new MemoryTransferRepo();
-    const tm = new TransferManager({ repo, log: quiet, secrets, bwlimitKiB: 256, progressIntervalMs: 50 });
+    const tm = new TransferManager({ repo, ops: memoryOps(), log: quiet, secrets, bwlimitKiB: 256, progressIntervalMs: 50 });
     const row = await tm.startUpload({ server: daemon.server, localPath: junk, file: 'junk.qcow2', wallet: 'a' });
     const pid = await until('rsync pid', () => tm.get(row.id)!.pid || undefined);
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     assert.ok(argv.includes('--password-file='), argv);
     assert.equal(argv.includes(password), false, 'the password is not in the argv');
-    assert.equal((readFileSync(`/proc/${pid}/environ`, 'utf8')).includes(password), false, 'nor in the environment');
+    assert.equal(readFileSync(`/proc/${pid}/environ`, 'utf8').includes(password), false, 'nor in the environment');
     // issue 10, finding 5: another wallet cannot stop it (the same answer as for no transfer)
     await assert.rejects(tm.stop('upload', 'junk.qcow2', 'b'), /image:junk.qcow2 is not in uploading/);
     await assert.rejects(tm.stop('upload', 'none.qcow2', 'b'), /image:none.qcow2 is not in uploading/);

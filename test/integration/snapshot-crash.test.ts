@@ -14,7 +14,7 @@ import { openDb, type Db } from '../../src/store/db.js';
 import { TaskStore, type SnapshotRow } from '../../src/store/tasks.js';
 import { createDisk } from '../../src/storage/qemu-img.js';
 import { SnapshotService } from '../../src/storage/snapshots.js';
-import { fakeHost, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
+import { fakeDeps, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const T = 'C1234567890123456789AB';
@@ -34,19 +34,34 @@ describe('snapshot uploads cut by a node crash', { timeout: 120_000 }, () => {
     const op = store.createOperation({ id: `op-${name}`, task_id: T, wallet: 'w1', kind: 'snapshot_create', status: 'running' });
     const now = Date.now();
     const row: SnapshotRow = {
-      task_id: T, name, wallet: 'w1', description: '', file, image_name: `snap_${name}_x.qcow2`, base_image: 'base.qcow2',
-      image_server: server, status: 'uploading', error: '', size_bytes: readFileSync(file).length, operation_id: op.id,
-      create_time: '2026-12-05 00:00:00', created_at: now, updated_at: now,
+      task_id: T,
+      name,
+      wallet: 'w1',
+      description: '',
+      file,
+      image_name: `snap_${name}_x.qcow2`,
+      base_image: 'base.qcow2',
+      image_server: server,
+      status: 'uploading',
+      error: '',
+      size_bytes: readFileSync(file).length,
+      operation_id: op.id,
+      create_time: '2026-12-05 00:00:00',
+      created_at: now,
+      updated_at: now,
     };
     store.insertSnapshot(row);
     return row;
   }
 
   async function restart(): Promise<{ snaps: SnapshotService; transfers: TransferManager }> {
-    const transfers = new TransferManager({ repo: store, log: quiet, secrets });
-    const snaps = new SnapshotService(fakeHost(store, new FakeHv(), join(root, 'images'), join(root, 'vms')), transfers);
+    // a fresh operations layer over the same store, as a restarted daemon builds; ops.recover() runs the resumers
+    const deps = fakeDeps(store, new FakeHv(), join(root, 'images'), join(root, 'vms'));
+    const transfers = new TransferManager({ repo: store, ops: deps.ops, log: quiet, secrets });
+    const snaps = new SnapshotService(deps, transfers);
+    await snaps.init();
     await transfers.init();
-    await snaps.recover();
+    await deps.ops.recover();
     return { snaps, transfers };
   }
 

@@ -58,17 +58,32 @@ test('parse_req_params texts, in the original order', () => {
 });
 
 test('the parsed body keeps known keys only and peer_nodes_list[0] only', () => {
-  const body = parseBody(Buffer.from(JSON.stringify({
-    peer_nodes_list: [NODE, 'other'],
-    additional: { cpu_cores: '4', nested: { a: [1] } },
-    wallet: 'w', nonce: 'n', sign: 's', session_id: 'sid', session_id_sign: 'ss', rent_order: '0',
-    multisig_accounts: { wallets: ['a', 'b'], threshold: '2', signs: [{ wallet: 'a', nonce: 'n', sign: 's', x: 1 }] },
-    vm_xml: 'ignored', image_server: 'ignored',
-  })));
+  const body = parseBody(
+    Buffer.from(
+      JSON.stringify({
+        peer_nodes_list: [NODE, 'other'],
+        additional: { cpu_cores: '4', nested: { a: [1] } },
+        wallet: 'w',
+        nonce: 'n',
+        sign: 's',
+        session_id: 'sid',
+        session_id_sign: 'ss',
+        rent_order: '0',
+        multisig_accounts: { wallets: ['a', 'b'], threshold: '2', signs: [{ wallet: 'a', nonce: 'n', sign: 's', x: 1 }] },
+        vm_xml: 'ignored',
+        image_server: 'ignored',
+      }),
+    ),
+  );
   assert.deepEqual(body, {
     peer_nodes_list: [NODE],
     additional: { cpu_cores: '4', nested: { a: [1] } },
-    wallet: 'w', nonce: 'n', sign: 's', session_id: 'sid', session_id_sign: 'ss', rent_order: '0',
+    wallet: 'w',
+    nonce: 'n',
+    sign: 's',
+    session_id: 'sid',
+    session_id_sign: 'ss',
+    rent_order: '0',
     multisig_accounts: { wallets: ['a', 'b'], threshold: '2', signs: [{ wallet: 'a', nonce: 'n', sign: 's' }] },
   });
   assert.deepEqual(parseBody('{"peer_nodes_list":[],"additional":{}}'), { peer_nodes_list: [], additional: {} });
@@ -97,14 +112,22 @@ test('pre-check: no credential needed for machine info', () => {
 test('pre-check: a wallet triple or a valid-looking multisig passes', () => {
   assert.equal(preCheck('tasks.list', { wallet: 'w', nonce: 'n', sign: 's' }), null);
   assert.equal(preCheck('mining_nodes.session_id', { wallet: 'w', nonce: 'n', sign: 's' }), null);
-  assert.equal(preCheck('tasks.start', multisig('2', [{ wallet: 'a', nonce: 'n', sign: 's' }, { wallet: 'b', nonce: 'n', sign: 's' }])), null);
+  assert.equal(
+    preCheck(
+      'tasks.start',
+      multisig('2', [
+        { wallet: 'a', nonce: 'n', sign: 's' },
+        { wallet: 'b', nonce: 'n', sign: 's' },
+      ]),
+    ),
+    null,
+  );
 });
 
 test('pre-check: session pair for session routes, not for wallet-only routes', () => {
   assert.equal(preCheck('tasks.detail', { session_id: 'sid', session_id_sign: 'sig' }), null);
   assert.equal(preCheck('tasks.create', { session_id: 'sid', session_id_sign: 'sig' }), null);
-  assert.equal(preCheck('mining_nodes.session_id', { session_id: 'sid', session_id_sign: 'sig' }),
-    'wallet_sign and multisig_wallets all invalid');
+  assert.equal(preCheck('mining_nodes.session_id', { session_id: 'sid', session_id_sign: 'sig' }), 'wallet_sign and multisig_wallets all invalid');
 });
 
 test('pre-check texts: create says session_id..., the other routes wallet_sign... (as the original)', () => {
@@ -144,6 +167,9 @@ test('additional nested deeper than 32 levels is refused before it reaches the n
   const doc = (additional: string) => `{"peer_nodes_list":[],"additional":${additional}}`;
   assert.deepEqual(parseBody(doc(nest(32))).additional !== undefined, true);
   for (const deep of [nest(33), nest(100_000), `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`]) {
-    assert.throws(() => parseBody(doc(deep)), (e: unknown) => e instanceof DbcError && e.message === 'additional is nested too deeply' && e.httpStatus === 400);
+    assert.throws(
+      () => parseBody(doc(deep)),
+      (e: unknown) => e instanceof DbcError && e.message === 'additional is nested too deeply' && e.httpStatus === 400,
+    );
   }
 });

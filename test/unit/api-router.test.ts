@@ -29,7 +29,9 @@ test('query pairs: & then =, items without exactly two parts ignored, no url-dec
 
 test('URIs outside /api/v1 are refused with the URI in the text', () => {
   assert.deepEqual(refusal('POST', '/api/v2/tasks'), {
-    status: 400, errcode: -32600, message: 'request uri is invalid, uri:/api/v2/tasks',
+    status: 400,
+    errcode: -32600,
+    message: 'request uri is invalid, uri:/api/v2/tasks',
   });
   assert.deepEqual(refusal('GET', '/'), { status: 400, errcode: -32600, message: 'request uri is invalid, uri:/' });
 });
@@ -52,25 +54,40 @@ test('/tasks segment dispatch as the original', () => {
   assert.deepEqual(resolve('POST', '/api/v1/tasks/'), { kind: 'node', route: 'tasks.list', params: {}, query: {} });
   assert.deepEqual(resolve('POST', '/api/v1/tasks/start'), { kind: 'node', route: 'tasks.create', params: {}, query: {} });
   assert.deepEqual(resolve('POST', '/api/v1/tasks/7abcdefghijk12345678X'), {
-    kind: 'node', route: 'tasks.detail', params: { task_id: '7abcdefghijk12345678X' }, query: {},
+    kind: 'node',
+    route: 'tasks.detail',
+    params: { task_id: '7abcdefghijk12345678X' },
+    query: {},
   });
   for (const verb of ['start', 'shutdown', 'poweroff', 'stop', 'restart', 'reset', 'delete', 'logs', 'modify', 'passwd']) {
     assert.deepEqual(resolve('POST', `/api/v1/tasks/${verb}/T1`), {
-      kind: 'node', route: `tasks.${verb}`, params: { task_id: 'T1' }, query: {},
+      kind: 'node',
+      route: `tasks.${verb}`,
+      params: { task_id: 'T1' },
+      query: {},
     });
   }
   // raw prefix matching: /tasksfoo is /tasks with path "foo"
   assert.deepEqual(resolve('POST', '/api/v1/tasksfoo'), {
-    kind: 'node', route: 'tasks.detail', params: { task_id: 'foo' }, query: {},
+    kind: 'node',
+    route: 'tasks.detail',
+    params: { task_id: 'foo' },
+    query: {},
   });
 });
 
 test('/tasks query strings reach the node raw', () => {
   assert.deepEqual(resolve('POST', '/api/v1/tasks/restart/T1?force_reboot=true'), {
-    kind: 'node', route: 'tasks.restart', params: { task_id: 'T1' }, query: { force_reboot: 'true' },
+    kind: 'node',
+    route: 'tasks.restart',
+    params: { task_id: 'T1' },
+    query: { force_reboot: 'true' },
   });
   assert.deepEqual(resolve('POST', '/api/v1/tasks/logs/T1?flag=head&line_num=5%30'), {
-    kind: 'node', route: 'tasks.logs', params: { task_id: 'T1' }, query: { flag: 'head', line_num: '5%30' },
+    kind: 'node',
+    route: 'tasks.logs',
+    params: { task_id: 'T1' },
+    query: { flag: 'head', line_num: '5%30' },
   });
 });
 
@@ -85,10 +102,16 @@ test('/tasks refusals: unknown verb 500, too many segments 400, non-POST 400', (
 test('/mining_nodes: info, session_id, free_memory, else a usage text', () => {
   assert.deepEqual(resolve('POST', '/api/v1/mining_nodes'), { kind: 'node', route: 'mining_nodes.info', params: {}, query: {} });
   assert.deepEqual(resolve('POST', '/api/v1/mining_nodes/session_id'), {
-    kind: 'node', route: 'mining_nodes.session_id', params: {}, query: {},
+    kind: 'node',
+    route: 'mining_nodes.session_id',
+    params: {},
+    query: {},
   });
   assert.deepEqual(resolve('POST', '/api/v1/mining_nodes/free_memory'), {
-    kind: 'node', route: 'mining_nodes.free_memory', params: {}, query: {},
+    kind: 'node',
+    route: 'mining_nodes.free_memory',
+    params: {},
+    query: {},
   });
   const r = refusal('POST', '/api/v1/mining_nodes/gpu');
   assert.equal(r.status, 400);
@@ -100,7 +123,10 @@ test('/mining_nodes: info, session_id, free_memory, else a usage text', () => {
 
 test('/operations/<id> is ours and needs exactly one segment', () => {
   assert.deepEqual(resolve('POST', '/api/v1/operations/op-1'), {
-    kind: 'node', route: 'operations.get', params: { operation_id: 'op-1' }, query: {},
+    kind: 'node',
+    route: 'operations.get',
+    params: { operation_id: 'op-1' },
+    query: {},
   });
   assert.deepEqual(resolve('POST', '/api/v1/operations'), { kind: 'node', route: 'operations.list', params: {}, query: {} });
   assert.equal(refusal('POST', '/api/v1/operations//').message, 'invalid uri, please use /operations/<operation_id>');
@@ -111,7 +137,9 @@ test('/peers: active and global are local, other options refused', () => {
   assert.deepEqual(resolve('POST', '/api/v1/peers/active'), { kind: 'local', route: 'peers.active' });
   assert.deepEqual(resolve('POST', '/api/v1/peers/global'), { kind: 'local', route: 'peers.global' });
   assert.deepEqual(refusal('POST', '/api/v1/peers/lan'), {
-    status: 400, errcode: -25, message: 'invalid option. the option is active or global',
+    status: 400,
+    errcode: -25,
+    message: 'invalid option. the option is active or global',
   });
   assert.equal(refusal('POST', '/api/v1/peers').errcode, -25);
 });
@@ -134,8 +162,7 @@ test('/lan: list, create (the literal first), delete/<name>, <name>', () => {
 });
 
 test('families not built yet and unknown URIs are 404 not support uri', () => {
-  for (const url of [
-    '/api/v1/rent_orders', '/api/v1/monitor', '/api/v1/bare_metal', '/api/v1/deeplink', '/api/v1/nothing', '/api/v1tasks']) {
+  for (const url of ['/api/v1/rent_orders', '/api/v1/monitor', '/api/v1/bare_metal', '/api/v1/deeplink', '/api/v1/nothing', '/api/v1tasks']) {
     assert.deepEqual(refusal('POST', url), { status: 404, errcode: -32601, message: `not support uri:${url}` });
   }
 });

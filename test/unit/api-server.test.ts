@@ -39,8 +39,7 @@ async function withApi(
   }
 }
 
-const body = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ peer_nodes_list: [NODE], additional: {}, ...WALLET, ...extra });
+const body = (extra: Record<string, unknown> = {}) => JSON.stringify({ peer_nodes_list: [NODE], additional: {}, ...WALLET, ...extra });
 
 async function post(app: FastifyInstance, url: string, payload?: string, headers: Record<string, string> = {}) {
   const res = await app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json', ...headers } });
@@ -79,8 +78,11 @@ test('a node reply passes through byte-equal with HTTP 200, node errors included
 test('the NodeRequest carries route, raw params, query and the parsed body to peer_nodes_list[0]', async () => {
   const t = new RecordingTransport();
   await withApi(t, async (app) => {
-    const res = await post(app, '/api/v1/tasks/restart/7AbCdEfGhIjKlMnOpQrS?force_reboot=true',
-      body({ additional: { x: '1' }, rent_order: '37', unknown_key: 1, peer_nodes_list: [NODE, 'ignored'] }));
+    const res = await post(
+      app,
+      '/api/v1/tasks/restart/7AbCdEfGhIjKlMnOpQrS?force_reboot=true',
+      body({ additional: { x: '1' }, rent_order: '37', unknown_key: 1, peer_nodes_list: [NODE, 'ignored'] }),
+    );
     assert.equal(res.status, 200);
     assert.equal(t.calls.length, 1);
     assert.equal(t.calls[0]!.nodeId, NODE);
@@ -155,12 +157,16 @@ test('envelope errors: status, errcode and text', async () => {
 });
 
 test('an oversize body is a 413 envelope', async () => {
-  await withApi(new RecordingTransport(), async (app) => {
-    const res = await post(app, '/api/v1/tasks', body({ additional: { pad: 'x'.repeat(4096) } }));
-    assert.equal(res.status, 413);
-    assert.equal(res.json.errcode, -25);
-    assert.equal(res.json.message, 'http request body is too large (limit 1024 bytes)');
-  }, { bodyLimit: 1024 });
+  await withApi(
+    new RecordingTransport(),
+    async (app) => {
+      const res = await post(app, '/api/v1/tasks', body({ additional: { pad: 'x'.repeat(4096) } }));
+      assert.equal(res.status, 413);
+      assert.equal(res.json.errcode, -25);
+      assert.equal(res.json.message, 'http request body is too large (limit 1024 bytes)');
+    },
+    { bodyLimit: 1024 },
+  );
 });
 
 test('fastify-level refusals come out as the DBC envelope', async () => {
@@ -183,7 +189,7 @@ test('a malformed HTTP request gets a 400 envelope on the socket', async () => {
     const raw = await new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => s.write('POST /api/v1/tasks HTTP/1.1\r\nContent-Length: abc\r\n\r\n'));
       let data = '';
-      s.on('data', (d) => (data += d));
+      s.on('data', (d: Buffer) => (data += d.toString()));
       s.on('end', () => resolve(data));
       s.on('error', reject);
     });
@@ -196,15 +202,19 @@ test('a malformed HTTP request gets a 400 envelope on the socket', async () => {
 
 test('a node that never answers gives `create task timeout` within the deadline', async () => {
   const t = new RecordingTransport(() => new Promise<NodeReply>(() => {}));
-  await withApi(t, async (app) => {
-    const started = Date.now();
-    const res = await post(app, '/api/v1/tasks/start', body());
-    const elapsed = Date.now() - started;
-    assert.equal(res.status, 500);
-    assert.deepEqual(res.json, { errcode: -1, message: 'create task timeout' });
-    assert.ok(elapsed >= 140 && elapsed < 2000, `answered after ${elapsed} ms`);
-    assert.equal(t.calls[0]!.timeoutMs, 150);
-  }, { requestTimeoutMs: 150 });
+  await withApi(
+    t,
+    async (app) => {
+      const started = Date.now();
+      const res = await post(app, '/api/v1/tasks/start', body());
+      const elapsed = Date.now() - started;
+      assert.equal(res.status, 500);
+      assert.deepEqual(res.json, { errcode: -1, message: 'create task timeout' });
+      assert.ok(elapsed >= 140 && elapsed < 2000, `answered after ${elapsed} ms`);
+      assert.equal(t.calls[0]!.timeoutMs, 150);
+    },
+    { requestTimeoutMs: 150 },
+  );
 });
 
 test('transport failures: TimeoutError, DbcError and other errors', async () => {
@@ -309,7 +319,9 @@ test('openapi.json documents every route', async () => {
 test('InProcessTransport: copies the request, refuses unknown nodes, times out', async () => {
   let seen: NodeRequest | undefined;
   const node = {
-    nodeId: NODE, name: 'local', version: '0.1.0',
+    nodeId: NODE,
+    name: 'local',
+    version: '0.1.0',
     async handle(req: NodeRequest): Promise<NodeReply> {
       seen = req;
       req.params.task_id = 'changed-by-node';
@@ -323,8 +335,10 @@ test('InProcessTransport: copies the request, refuses unknown nodes, times out',
   assert.equal(req.params.task_id, 'T1');
   assert.notEqual(seen, req);
 
-  await assert.rejects(transport.request('ff'.repeat(32), req), (e: unknown) =>
-    e instanceof DbcError && e.message === 'create node request failed' && e.httpStatus === 400);
+  await assert.rejects(
+    transport.request('ff'.repeat(32), req),
+    (e: unknown) => e instanceof DbcError && e.message === 'create node request failed' && e.httpStatus === 400,
+  );
 
   const slow = new InProcessTransport({ ...node, handle: () => new Promise<NodeReply>(() => {}) });
   await assert.rejects(slow.request(NODE, req, { timeoutMs: 20 }), (e: unknown) => e instanceof Error && e.name === 'TimeoutError');
@@ -332,7 +346,9 @@ test('InProcessTransport: copies the request, refuses unknown nodes, times out',
 
 test('InProcessTransport behind the API: node errors arrive as HTTP 200', async () => {
   const transport = new InProcessTransport({
-    nodeId: NODE, name: 'local', version: '0.1.0',
+    nodeId: NODE,
+    name: 'local',
+    version: '0.1.0',
     handle: async () => NodeErrors.taskNotExist().toEnvelope(),
   });
   await withApi(transport, async (app) => {
@@ -346,7 +362,21 @@ test('InProcessTransport behind the API: node errors arrive as HTTP 200', async 
 test('any Content-Type is read as the body text, invalid media types and none included', async () => {
   const t = new RecordingTransport();
   await withApi(t, async (app) => {
-    const types = ['json', 'text', 'application/json, text/plain', 'application/json', 'text/plain; charset=utf-8', '', ';;;', 'a/b/c', '*/*', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', 'Ω/ü'.replace(/[^\x20-\x7e]/g, 'x')];
+    const types = [
+      'json',
+      'text',
+      'application/json, text/plain',
+      'application/json',
+      'text/plain; charset=utf-8',
+      '',
+      ';;;',
+      'a/b/c',
+      '*/*',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/octet-stream',
+      'Ω/ü'.replace(/[^\x20-\x7e]/g, 'x'),
+    ];
     for (const ct of types) {
       const res = await app.inject({ method: 'POST', url: '/api/v1/tasks', payload: body(), headers: { 'content-type': ct } });
       assert.equal(res.statusCode, 200, `${JSON.stringify(ct)}: ${res.body}`);
@@ -372,7 +402,10 @@ test('per-address failed-auth budget: refused after the limit without relaying, 
       for (let i = 0; i < 3; i++) assert.equal(JSON.parse((await from('10.0.0.1')).body).message, 'check authority failed: nonce check failed');
       const blocked = await from('10.0.0.1');
       assert.equal(blocked.statusCode, 429);
-      assert.deepEqual(JSON.parse(blocked.body), { errcode: -3, message: 'check authority failed: too many failed attempts from this address, try again later' });
+      assert.deepEqual(JSON.parse(blocked.body), {
+        errcode: -3,
+        message: 'check authority failed: too many failed attempts from this address, try again later',
+      });
       assert.ok(Number(blocked.headers['retry-after']) >= 1);
       assert.equal(t.calls.length, 3, 'nothing relayed once blocked');
       // the version route is not a node route
@@ -403,7 +436,11 @@ test('failed-auth budget memory is bounded', async () => {
 });
 
 test('HTTP limits reach the Node server', async () => {
-  const app = await buildApi({ transport: new RecordingTransport(), logger: false, http: { maxConnections: 77, headersTimeoutMs: 3000, requestTimeoutMs: 9000, keepAliveTimeoutMs: 1500, maxRequestsPerSocket: 12 } });
+  const app = await buildApi({
+    transport: new RecordingTransport(),
+    logger: false,
+    http: { maxConnections: 77, headersTimeoutMs: 3000, requestTimeoutMs: 9000, keepAliveTimeoutMs: 1500, maxRequestsPerSocket: 12 },
+  });
   try {
     assert.equal(app.server.maxConnections, 77);
     assert.equal(app.server.headersTimeout, 3000);

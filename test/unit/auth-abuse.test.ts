@@ -82,11 +82,15 @@ test('over-long and non-printable nonces are refused before signature work', () 
   withAuth({}, (auth, db) => {
     refused(() => auth.verify(body(signed(alice, 'x'.repeat(129))), { allowSession: false }), 'nonce must be 1 to 128 printable ASCII characters');
     refused(() => auth.verify(body(signed(alice, 'x'.repeat(1 << 20))), { allowSession: false }), 'nonce must be 1 to 128 printable ASCII characters');
-    refused(() => auth.verify(body({ ...signed(alice, 'a\u0001b'), sign: '00' }), { allowSession: false }), 'nonce must be 1 to 128 printable ASCII characters');
+    refused(
+      () => auth.verify(body({ ...signed(alice, 'a\u0001b'), sign: '00' }), { allowSession: false }),
+      'nonce must be 1 to 128 printable ASCII characters',
+    );
     // multisig items too
     const wallets = [alice.address, bob.address];
     refused(
-      () => auth.verify(body({ multisig_accounts: { wallets, threshold: '2', signs: [signed(alice, 'y'.repeat(200)), signed(bob)] } }), { allowSession: false }),
+      () =>
+        auth.verify(body({ multisig_accounts: { wallets, threshold: '2', signs: [signed(alice, 'y'.repeat(200)), signed(bob)] } }), { allowSession: false }),
       'nonce must be 1 to 128 printable ASCII characters',
     );
     assert.equal(rows(db), 0);
@@ -104,7 +108,10 @@ test('multisig: verify() stores nothing, commit() stores every item nonce or non
     assert.equal(rows(db), 0);
     p.commit();
     assert.equal(rows(db), 2);
-    refused(() => auth.verify(body({ multisig_accounts: { wallets, threshold: '2', signs: [a, signed(bob)] } }), { allowSession: false }), 'nonce check failed');
+    refused(
+      () => auth.verify(body({ multisig_accounts: { wallets, threshold: '2', signs: [a, signed(bob)] } }), { allowSession: false }),
+      'nonce check failed',
+    );
     assert.equal(rows(db), 2);
   });
 });
@@ -184,10 +191,13 @@ test('authenticator budget: bad signatures for X block X unverified, Y keeps wor
     for (let i = 0; i < 4; i++) refused(() => auth.verify(body(signed(alice, undefined, mallory)), { allowSession: false }), 'nonce check failed');
     refused(() => auth.verify(body(signed(alice)), { allowSession: false }), 'too many failed attempts, try again later');
     // the same key in another spelling (node id hex) is the same account
-    refused(() => auth.verify(body(signed({ ...alice, address: alice.nodeId } as typeof alice)), { allowSession: false }), 'too many failed attempts, try again later');
+    refused(() => auth.verify(body(signed({ ...alice, address: alice.nodeId })), { allowSession: false }), 'too many failed attempts, try again later');
     // a multisig with alice as a signer is blocked too
     refused(
-      () => auth.verify(body({ multisig_accounts: { wallets: [alice.address, bob.address], threshold: '2', signs: [signed(alice), signed(bob)] } }), { allowSession: false }),
+      () =>
+        auth.verify(body({ multisig_accounts: { wallets: [alice.address, bob.address], threshold: '2', signs: [signed(alice), signed(bob)] } }), {
+          allowSession: false,
+        }),
       'too many failed attempts, try again later',
     );
     assert.equal(auth.authenticate(body(signed(bob)), { allowSession: false })?.account, bob.address);
@@ -220,8 +230,14 @@ test('GPU node: an unrented wallet stores nothing, a renter does; old nonces are
   const hv = { accel: 'tcg', running: () => [], onExit: () => {}, adopt: async () => false, detachAll: async () => {} } as unknown as Hypervisor;
   const quiet = { info() {}, warn() {}, error() {}, debug() {} } as never;
   const running = await startGpuNode({
-    dataDir: dir, publicHost: '127.0.0.1', forwardHost: '127.0.0.1', vncListen: '127.0.0.1', logger: quiet, hypervisor: hv,
-    expiry: { sweepIntervalMs: 3600_000 }, auth: { nonceWindowMs: 2 * DAY },
+    dataDir: dir,
+    publicHost: '127.0.0.1',
+    forwardHost: '127.0.0.1',
+    vncListen: '127.0.0.1',
+    logger: quiet,
+    hypervisor: hv,
+    expiry: { sweepIntervalMs: 3600_000 },
+    auth: { nonceWindowMs: 2 * DAY },
   });
   try {
     const db = running.db;

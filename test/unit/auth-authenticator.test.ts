@@ -131,10 +131,7 @@ test('a multisig with too few or bad signers is refused', () => {
 
 test('the same multisig signer twice counts once', () => {
   withAuth((auth) => {
-    refused(
-      () => auth.authenticate(multisigBody([signed(alice), signed(alice)]), { allowSession: false }),
-      'multisig distinct signers fewer than threshold',
-    );
+    refused(() => auth.authenticate(multisigBody([signed(alice), signed(alice)]), { allowSession: false }), 'multisig distinct signers fewer than threshold');
   });
 });
 
@@ -172,10 +169,7 @@ test('a multisig member may sign the multisig account session id', () => {
     const sessionId = auth.sessions.getOrCreate(account, [alice.address, bob.address]);
     const id = auth.authenticate(body({ session_id: sessionId, session_id_sign: bob.sign(sessionId) }), { allowSession: true });
     assert.deepEqual(id, { kind: 'session', account, signers: [bob.address] });
-    refused(
-      () => auth.authenticate(body({ session_id: sessionId, session_id_sign: carol.sign(sessionId) }), { allowSession: true }),
-      'session_id is invalid',
-    );
+    refused(() => auth.authenticate(body({ session_id: sessionId, session_id_sign: carol.sign(sessionId) }), { allowSession: true }), 'session_id is invalid');
   });
 });
 
@@ -187,10 +181,7 @@ test('a session pair with a wrong sign or an unknown id is refused', () => {
       'session_id is invalid',
     );
     const other = createBase58Id();
-    refused(
-      () => auth.authenticate(body({ session_id: other, session_id_sign: alice.sign(other) }), { allowSession: true }),
-      'session_id is invalid',
-    );
+    refused(() => auth.authenticate(body({ session_id: other, session_id_sign: alice.sign(other) }), { allowSession: true }), 'session_id is invalid');
     refused(() => auth.authenticate(body({ session_id: sessionId }), { allowSession: true }), 'session_id is invalid');
   });
 });

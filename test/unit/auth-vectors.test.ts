@@ -10,9 +10,7 @@ import { multisigAccount } from '../../src/auth/multisig.js';
 import { base58CheckDecode } from '../../src/auth/base58.js';
 
 const repoRoot = new URL('../../../', import.meta.url);
-const vectors = JSON.parse(
-  readFileSync(fileURLToPath(new URL('../shared/fixtures/auth-vectors.json', repoRoot)), 'utf8'),
-) as {
+const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('test/fixtures/auth-vectors.json', repoRoot)), 'utf8')) as {
   wallet: string;
   wallet_public_key_hex: string;
   wallet_seed_hex: string;

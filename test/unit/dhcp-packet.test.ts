@@ -128,7 +128,7 @@ function checkHeaders(f: Buffer, ethDst: string, ipDst: string): number {
   assert.equal(f.readUInt16BE(12), 0x0800);
   assert.equal(f[14], 0x45);
   const total = f.readUInt16BE(16);
-  assert.equal((f.readUInt16BE(20) & 0x3fff), 0, 'not fragmented');
+  assert.equal(f.readUInt16BE(20) & 0x3fff, 0, 'not fragmented');
   assert.equal(f[23], 17, 'UDP');
   assert.ok(f[22]! > 0, 'TTL');
   assert.equal(sum16(f.subarray(14, 34)), 0xffff, 'IPv4 header checksum');
@@ -282,19 +282,75 @@ test('malformed, tagged, fragmented or foreign frames are ignored without throwi
   const cases: Array<[string, Buffer]> = [
     ['VLAN tag', Buffer.concat([good.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x05]), good.subarray(12)])],
     ['ARP ethertype', mutate((b) => b.writeUInt16BE(0x0806, 12))],
-    ['IPv6 version', mutate((b) => { b[14] = 0x65; fixIpSum(b); })],
-    ['IHL too small', mutate((b) => { b[14] = 0x44; fixIpSum(b); })],
-    ['bad IP checksum', mutate((b) => { b[22] = 63; })],
-    ['more fragments', mutate((b) => { b.writeUInt16BE(0x2000, 20); fixIpSum(b); })],
-    ['fragment offset', mutate((b) => { b.writeUInt16BE(0x0001, 20); fixIpSum(b); })],
-    ['TCP', mutate((b) => { b[23] = 6; fixIpSum(b); })],
-    ['IP total length past the frame', mutate((b) => { b.writeUInt16BE(b.length, 16); fixIpSum(b); })],
+    [
+      'IPv6 version',
+      mutate((b) => {
+        b[14] = 0x65;
+        fixIpSum(b);
+      }),
+    ],
+    [
+      'IHL too small',
+      mutate((b) => {
+        b[14] = 0x44;
+        fixIpSum(b);
+      }),
+    ],
+    [
+      'bad IP checksum',
+      mutate((b) => {
+        b[22] = 63;
+      }),
+    ],
+    [
+      'more fragments',
+      mutate((b) => {
+        b.writeUInt16BE(0x2000, 20);
+        fixIpSum(b);
+      }),
+    ],
+    [
+      'fragment offset',
+      mutate((b) => {
+        b.writeUInt16BE(0x0001, 20);
+        fixIpSum(b);
+      }),
+    ],
+    [
+      'TCP',
+      mutate((b) => {
+        b[23] = 6;
+        fixIpSum(b);
+      }),
+    ],
+    [
+      'IP total length past the frame',
+      mutate((b) => {
+        b.writeUInt16BE(b.length, 16);
+        fixIpSum(b);
+      }),
+    ],
     ['UDP length past the IP packet', mutate((b) => b.writeUInt16BE(b.readUInt16BE(38) + 1, 38))],
     ['UDP length < 8', mutate((b) => b.writeUInt16BE(7, 38))],
     ['other port', mutate((b) => b.writeUInt16BE(53, 36))],
-    ['op 3', mutate((b) => { b[42] = 3; })],
-    ['htype 6', mutate((b) => { b[43] = 6; })],
-    ['hlen 16', mutate((b) => { b[44] = 16; })],
+    [
+      'op 3',
+      mutate((b) => {
+        b[42] = 3;
+      }),
+    ],
+    [
+      'htype 6',
+      mutate((b) => {
+        b[43] = 6;
+      }),
+    ],
+    [
+      'hlen 16',
+      mutate((b) => {
+        b[44] = 16;
+      }),
+    ],
     ['no magic cookie', mutate((b) => b.writeUInt32BE(0, 42 + 236))],
     ['option past the end', clientFrame({ type: 0, rawOptions: Buffer.from([53, 1, 1, 12, 200, 0x61]) })],
     ['option length byte missing', clientFrame({ type: 0, rawOptions: Buffer.from([53, 1, 1, 12]) })],
@@ -311,8 +367,16 @@ test('malformed, tagged, fragmented or foreign frames are ignored without throwi
   assert.equal(odd.serverId, null);
   // random garbage and random corruption never throw
   for (let i = 0; i < 3000; i++) {
-    const junk = i % 2 ? Buffer.from(Array.from({ length: randomInt(0, 400) }, () => randomInt(0, 256))) : mutate((b) => { b[randomInt(0, b.length)] = randomInt(0, 256); });
-    assert.doesNotThrow(() => { parseDhcpFrame(junk); parseArpFrame(junk); });
+    const junk =
+      i % 2
+        ? Buffer.from(Array.from({ length: randomInt(0, 400) }, () => randomInt(0, 256)))
+        : mutate((b) => {
+            b[randomInt(0, b.length)] = randomInt(0, 256);
+          });
+    assert.doesNotThrow(() => {
+      parseDhcpFrame(junk);
+      parseArpFrame(junk);
+    });
   }
 });
 
@@ -336,17 +400,27 @@ function arpRequest(senderMac: string, senderIp: string, targetIp: string, ethDs
 test('ARP: a who-has parses and the reply says "server ip is at server mac" to the asker', () => {
   const req = parseArpFrame(arpRequest(CLIENT_MAC, '192.168.66.11', '192.168.66.1'));
   assert.deepEqual(req, {
-    ethDst: 'ff:ff:ff:ff:ff:ff', ethSrc: CLIENT_MAC, oper: 1,
-    senderMac: CLIENT_MAC, senderIp: '192.168.66.11', targetMac: '00:00:00:00:00:00', targetIp: '192.168.66.1',
+    ethDst: 'ff:ff:ff:ff:ff:ff',
+    ethSrc: CLIENT_MAC,
+    oper: 1,
+    senderMac: CLIENT_MAC,
+    senderIp: '192.168.66.11',
+    targetMac: '00:00:00:00:00:00',
+    targetIp: '192.168.66.1',
   });
-  const f = buildArpReply(req!, SERVER_MAC, '192.168.66.1');
+  const f = buildArpReply(req, SERVER_MAC, '192.168.66.1');
   assert.equal(f.length, 60);
   assert.equal(formatMac(f.subarray(0, 6)), CLIENT_MAC);
   assert.equal(formatMac(f.subarray(6, 12)), SERVER_MAC);
   const back = parseArpFrame(f);
   assert.deepEqual(back, {
-    ethDst: CLIENT_MAC, ethSrc: SERVER_MAC, oper: 2,
-    senderMac: SERVER_MAC, senderIp: '192.168.66.1', targetMac: CLIENT_MAC, targetIp: '192.168.66.11',
+    ethDst: CLIENT_MAC,
+    ethSrc: SERVER_MAC,
+    oper: 2,
+    senderMac: SERVER_MAC,
+    senderIp: '192.168.66.1',
+    targetMac: CLIENT_MAC,
+    targetIp: '192.168.66.11',
   });
   assert.equal(parseArpFrame(arpRequest(CLIENT_MAC, '1.2.3.4', '1.2.3.5').subarray(0, 41)), null);
   const ipv6ish = arpRequest(CLIENT_MAC, '1.2.3.4', '1.2.3.5');
@@ -359,11 +433,23 @@ test('McastDhcpResponder on a loopback multicast group: OFFER/ACK/NAK for known 
   const group = `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`;
   const port = randomInt(20000, 60000);
   const logs: string[] = [];
-  const log = { info: (o: unknown, m?: string) => logs.push(`${m} ${JSON.stringify(o)}`), warn: (o: unknown, m?: string) => logs.push(`WARN ${m} ${JSON.stringify(o)}`) };
-  const r = new McastDhcpResponder({
-    group, port, localAddr: '127.0.0.1', serverIp: '192.168.66.1', netmask: '255.255.255.0', router: null, mtu: 1450,
-    hosts: new Map([['52:54:00:AB:CD:EF', '192.168.66.11']]),
-  }, log);
+  const log = {
+    info: (o: unknown, m?: string) => logs.push(`${m} ${JSON.stringify(o)}`),
+    warn: (o: unknown, m?: string) => logs.push(`WARN ${m} ${JSON.stringify(o)}`),
+  };
+  const r = new McastDhcpResponder(
+    {
+      group,
+      port,
+      localAddr: '127.0.0.1',
+      serverIp: '192.168.66.1',
+      netmask: '255.255.255.0',
+      router: null,
+      mtu: 1450,
+      hosts: new Map([['52:54:00:AB:CD:EF', '192.168.66.11']]),
+    },
+    log,
+  );
   assert.equal(r.mac, defaultServerMac('192.168.66.1'));
   assert.equal(r.mac, SERVER_MAC);
   await r.start();
@@ -384,7 +470,7 @@ test('McastDhcpResponder on a loopback multicast group: OFFER/ACK/NAK for known 
   const exchange = async (frame: Buffer, waitMs = 2000): Promise<Buffer[]> => {
     frames.length = 0;
     await new Promise<void>((res, rej) => vm.send(frame, port, group, (e) => (e ? rej(e) : res())));
-    for (const end = Date.now() + waitMs; Date.now() < end && fromServer().length === 0; ) await new Promise((res) => setTimeout(res, 5));
+    for (const end = Date.now() + waitMs; Date.now() < end && fromServer().length === 0;) await new Promise((res) => setTimeout(res, 5));
     return fromServer();
   };
 
@@ -400,7 +486,9 @@ test('McastDhcpResponder on a loopback multicast group: OFFER/ACK/NAK for known 
   // INIT-REBOOT for a wrong address: NAK; renewing with the right ciaddr: ACK
   const [nak] = await exchange(clientFrame({ type: DhcpType.REQUEST, xid: 9, requestedIp: '192.168.66.99' }));
   assert.equal(mustParse(nak!).messageType, DhcpType.NAK);
-  const [renew] = await exchange(clientFrame({ type: DhcpType.REQUEST, xid: 10, ciaddr: '192.168.66.11', ethDst: SERVER_MAC, ipSrc: '192.168.66.11', ipDst: '192.168.66.1' }));
+  const [renew] = await exchange(
+    clientFrame({ type: DhcpType.REQUEST, xid: 10, ciaddr: '192.168.66.11', ethDst: SERVER_MAC, ipSrc: '192.168.66.11', ipDst: '192.168.66.1' }),
+  );
   assert.equal(mustParse(renew!).messageType, DhcpType.ACK);
   assert.equal(mustParse(renew!).ipDst, '192.168.66.11');
   // a REQUEST selecting another server's offer, an unknown MAC, a unicast to someone else: no answer
@@ -427,12 +515,30 @@ test('McastDhcpResponder on a loopback multicast group: OFFER/ACK/NAK for known 
 });
 
 test('McastDhcpResponder refuses a bad configuration', () => {
-  const ok = { group: '239.255.1.1', port: 5000, localAddr: '127.0.0.1', serverIp: '10.0.0.1', netmask: '255.255.255.0', router: null, hosts: new Map<string, string>() };
+  const ok = {
+    group: '239.255.1.1',
+    port: 5000,
+    localAddr: '127.0.0.1',
+    serverIp: '10.0.0.1',
+    netmask: '255.255.255.0',
+    router: null,
+    hosts: new Map<string, string>(),
+  };
   assert.doesNotThrow(() => new McastDhcpResponder(ok));
   for (const bad of [
-    { group: '10.0.0.1' }, { group: '239.255.1' }, { port: 0 }, { port: 70000 }, { localAddr: 'lo' }, { serverIp: '' },
-    { netmask: '255.0.255.0' }, { router: '1.2.3' }, { mtu: 100 }, { leaseSecs: 0 }, { serverMac: '01:00:5e:00:00:01' },
-    { hosts: new Map([['nope', '10.0.0.2']]) }, { hosts: new Map([['52:54:00:00:00:01', '10.0.0.256']]) },
+    { group: '10.0.0.1' },
+    { group: '239.255.1' },
+    { port: 0 },
+    { port: 70000 },
+    { localAddr: 'lo' },
+    { serverIp: '' },
+    { netmask: '255.0.255.0' },
+    { router: '1.2.3' },
+    { mtu: 100 },
+    { leaseSecs: 0 },
+    { serverMac: '01:00:5e:00:00:01' },
+    { hosts: new Map([['nope', '10.0.0.2']]) },
+    { hosts: new Map([['52:54:00:00:00:01', '10.0.0.256']]) },
   ]) {
     assert.throws(() => new McastDhcpResponder({ ...ok, ...bad }), Error, JSON.stringify(bad));
   }

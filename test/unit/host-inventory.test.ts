@@ -11,7 +11,7 @@ function repoRoot(): string {
   while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
   return dir;
 }
-const fixtureDir = path.join(repoRoot(), '..', 'shared', 'fixtures', 'gpu-host-h200');
+const fixtureDir = path.join(repoRoot(), 'test', 'fixtures', 'gpu-host-h200');
 const fixture = (name: string) => fs.readFileSync(path.join(fixtureDir, name), 'utf8');
 const hostTxt = fixture('host.txt').split('\n');
 const kernel = hostTxt[0]!.split(' ')[2]!; // `uname -a`: Linux <host> <release> ...
@@ -68,13 +68,26 @@ test('the H200 host: os, cpu, memory and its GPU from nvidia-smi', async () => {
   const h = fakeHost([{ addr: '0000:00:06.0', vendor: '0x10de', device: '0x2335', cls: '0x030200', driver: 'nvidia' }]);
   let smiCalls = 0;
   const inv = new HostInventory({
-    dataDir: h.data, procRoot: h.proc, sysRoot: h.sys, etcRoot: h.etc, devRoot: h.dev, kernelRelease: kernel,
-    nvidiaSmi: async () => { smiCalls++; return fixture('nvidia-smi-q.xml'); },
+    dataDir: h.data,
+    procRoot: h.proc,
+    sysRoot: h.sys,
+    etcRoot: h.etc,
+    devRoot: h.dev,
+    kernelRelease: kernel,
+    nvidiaSmi: async () => {
+      smiCalls++;
+      return fixture('nvidia-smi-q.xml');
+    },
   });
   const info = await inv.snapshot();
   assert.equal(info.os, 'Ubuntu 24.04.3 LTS (Noble Numbat) 6.18.44-fc-v657-gpu GNU/Linux');
   assert.deepEqual(info.cpu, {
-    type: 'Intel(R) Xeon(R) Processor', mhz: 2100, cores: 16, physicalCpus: 1, threadsPerCore: 1, usedPercent: 0,
+    type: 'Intel(R) Xeon(R) Processor',
+    mhz: 2100,
+    cores: 16,
+    physicalCpus: 1,
+    threadsPerCore: 1,
+    usedPercent: 0,
   });
   assert.deepEqual(info.mem, { totalKiB: 131981020, availableKiB: 131499056 });
   assert.equal(info.gpus.length, 1);
@@ -102,13 +115,21 @@ test('without nvidia-smi, NVIDIA display and 3D controllers are found in sysfs w
     { vfio: true },
   );
   const inv = new HostInventory({
-    dataDir: h.data, procRoot: h.proc, sysRoot: h.sys, etcRoot: h.etc, devRoot: h.dev, nvidiaSmi: async () => null,
+    dataDir: h.data,
+    procRoot: h.proc,
+    sysRoot: h.sys,
+    etcRoot: h.etc,
+    devRoot: h.dev,
+    nvidiaSmi: async () => null,
   });
   const info = await inv.snapshot();
-  assert.deepEqual(info.gpus.map((g) => [g.index, g.pciBusId, g.name]), [
-    [0, '0000:3b:00.0', 'NVIDIA 10de:2684'],
-    [1, '0000:af:00.0', 'NVIDIA 10de:2335'],
-  ]);
+  assert.deepEqual(
+    info.gpus.map((g) => [g.index, g.pciBusId, g.name]),
+    [
+      [0, '0000:3b:00.0', 'NVIDIA 10de:2684'],
+      [1, '0000:af:00.0', 'NVIDIA 10de:2335'],
+    ],
+  );
   assert.deepEqual(info.gpuPassthrough, [
     { pciBusId: '0000:3b:00.0', functions: ['0000:3b:00.0', '0000:3b:00.1'], vfioReady: true },
     // the audio function is still held by the host driver: the slot cannot go to a guest yet
@@ -119,15 +140,19 @@ test('without nvidia-smi, NVIDIA display and 3D controllers are found in sysfs w
 test('without /dev/vfio no GPU is ready for passthrough', async () => {
   const h = fakeHost([{ addr: '0000:3b:00.0', vendor: '0x10de', device: '0x2684', cls: '0x030000', driver: 'vfio-pci' }]);
   const inv = new HostInventory({ dataDir: h.data, procRoot: h.proc, sysRoot: h.sys, devRoot: h.dev, nvidiaSmi: async () => null });
-  assert.deepEqual((await inv.snapshot()).gpuPassthrough, [
-    { pciBusId: '0000:3b:00.0', functions: ['0000:3b:00.0'], vfioReady: false },
-  ]);
+  assert.deepEqual((await inv.snapshot()).gpuPassthrough, [{ pciBusId: '0000:3b:00.0', functions: ['0000:3b:00.0'], vfioReady: false }]);
 });
 
 test('CPU usage is the busy share of the ticks since the previous snapshot', async () => {
   const h = fakeHost([]);
   const inv = new HostInventory({
-    dataDir: h.data, procRoot: h.proc, sysRoot: h.sys, etcRoot: h.etc, devRoot: h.dev, nvidiaSmi: async () => null, cacheMs: 0,
+    dataDir: h.data,
+    procRoot: h.proc,
+    sysRoot: h.sys,
+    etcRoot: h.etc,
+    devRoot: h.dev,
+    nvidiaSmi: async () => null,
+    cacheMs: 0,
   });
   assert.equal((await inv.snapshot()).cpu.usedPercent, 0);
   // +300 user, +100 system, +100 idle, +0 iowait: 80 % busy

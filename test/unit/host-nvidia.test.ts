@@ -10,7 +10,7 @@ function repoRoot(): string {
   while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
   return dir;
 }
-const fixtureDir = path.join(repoRoot(), '..', 'shared', 'fixtures', 'gpu-host-h200');
+const fixtureDir = path.join(repoRoot(), 'test', 'fixtures', 'gpu-host-h200');
 const xml = fs.readFileSync(path.join(fixtureDir, 'nvidia-smi-q.xml'), 'utf8');
 
 test('the H200 host fixture: one GPU with its name, uuid, bus id, memory and versions', () => {
@@ -52,10 +52,13 @@ test('several GPUs keep their order; upper-case 8-digit bus ids are normalised',
     .replace('<used>0 MiB</used>', '<used>1234 MiB</used>');
   const two = xml.replace(gpuBlock, `${gpuBlock}\n\t${second}`).replace('<attached_gpus>1<', '<attached_gpus>2<');
   const gpus = parseNvidiaSmiXml(two);
-  assert.deepEqual(gpus.map((g) => [g.index, g.name, g.pciBusId, g.memUsedMiB]), [
-    [0, 'NVIDIA H200', '0000:00:06.0', 0],
-    [1, 'NVIDIA GeForce RTX 4090 & co', '0000:3b:00.0', 1234],
-  ]);
+  assert.deepEqual(
+    gpus.map((g) => [g.index, g.name, g.pciBusId, g.memUsedMiB]),
+    [
+      [0, 'NVIDIA H200', '0000:00:06.0', 0],
+      [1, 'NVIDIA GeForce RTX 4090 & co', '0000:3b:00.0', 1234],
+    ],
+  );
   assert.equal(gpus[1]!.uuid, 'GPU-00000000-1111-2222-3333-444444444444');
 });
 

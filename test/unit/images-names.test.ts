@@ -4,9 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import {
-  imageFilenameOf, isDiskName, isImageFilename, isSnapshotName, resolveRequestedDir,
-} from '../../src/images/names.js';
+import { imageFilenameOf, isDiskName, isImageFilename, isSnapshotName, resolveRequestedDir } from '../../src/images/names.js';
 import { formatImageServer, ImageServerRegistry, parseImageServer, rsyncUrl, validImageServer } from '../../src/images/servers.js';
 import { parseListing, rsyncReason } from '../../src/images/rsync.js';
 
@@ -14,8 +12,25 @@ test('image file names: a safe name ending in .qcow2, nothing that could be a pa
   for (const ok of ['a.qcow2', 'dbc-test.qcow2', 'snap_s1_ab12.qcow2', 'Ubuntu22.04.qcow2', `${'a'.repeat(122)}.qcow2`]) {
     assert.ok(isImageFilename(ok), ok);
   }
-  for (const bad of ['', '.qcow2', '..qcow2', '../a.qcow2', 'a/b.qcow2', '-a.qcow2', '.a.qcow2', 'a b.qcow2', 'a.img', 'a,b.qcow2',
-    'a..b.qcow2', 'a\n.qcow2', `${'a'.repeat(123)}.qcow2`, 'ä.qcow2', 'a.qcow2 ', 5, null]) {
+  for (const bad of [
+    '',
+    '.qcow2',
+    '..qcow2',
+    '../a.qcow2',
+    'a/b.qcow2',
+    '-a.qcow2',
+    '.a.qcow2',
+    'a b.qcow2',
+    'a.img',
+    'a,b.qcow2',
+    'a..b.qcow2',
+    'a\n.qcow2',
+    `${'a'.repeat(123)}.qcow2`,
+    'ä.qcow2',
+    'a.qcow2 ',
+    5,
+    null,
+  ]) {
     assert.ok(!isImageFilename(bad), String(bad));
   }
   assert.equal(imageFilenameOf('/data/x.qcow2'), 'x.qcow2');
@@ -61,8 +76,17 @@ test('image centres: ID,host,port,module (and the 5-field variant), validated; U
   assert.deepEqual(parseImageServer('ID_1,127.0.0.1,873,images'), { id: 'ID_1', host: '127.0.0.1', port: 873, module: 'images' });
   assert.deepEqual(parseImageServer(' ID_2 , img.example.com , 8873 , dbc '), { id: 'ID_2', host: 'img.example.com', port: 8873, module: 'dbc' });
   assert.deepEqual(parseImageServer('ID_1,127.0.0.1,22,873,images'), { id: 'ID_1', host: '127.0.0.1', port: 873, module: 'images' });
-  for (const bad of ['ID_1,127.0.0.1,873', 'ID_1,127.0.0.1,x,images', 'ID_1,127.0.0.1,0,images', 'ID_1,127.0.0.1,70000,images',
-    'ID_1,-oProxy,873,images', 'ID_1,host name,873,images', 'ID 1,h,873,images', 'ID_1,h,873,mod/ule', ',h,873,images']) {
+  for (const bad of [
+    'ID_1,127.0.0.1,873',
+    'ID_1,127.0.0.1,x,images',
+    'ID_1,127.0.0.1,0,images',
+    'ID_1,127.0.0.1,70000,images',
+    'ID_1,-oProxy,873,images',
+    'ID_1,host name,873,images',
+    'ID 1,h,873,images',
+    'ID_1,h,873,mod/ule',
+    ',h,873,images',
+  ]) {
     assert.throws(() => parseImageServer(bad), /image server/, bad);
   }
   assert.equal(rsyncUrl(parseImageServer('ID_1,10.0.0.1,873,images'), 'a.qcow2'), 'rsync://10.0.0.1:873/images/a.qcow2');
@@ -87,9 +111,12 @@ test('rsync output: listings and error reasons', () => {
     { name: 'notes.txt', size: 7, mtime: '2026/11/27 14:27:36' },
   ]);
   assert.equal(
-    rsyncReason('rsync: [sender] link_stat "/x/a.qcow2" (in images) failed: No such file or directory (2)\nrsync error: some files/attrs were not transferred (see previous errors) (code 23)\n', 23),
+    rsyncReason(
+      'rsync: [sender] link_stat "/x/a.qcow2" (in images) failed: No such file or directory (2)\nrsync error: some files/attrs were not transferred (see previous errors) (code 23)\n',
+      23,
+    ),
     '[sender] link_stat "/x/a.qcow2" (in images) failed: No such file or directory (2)',
   );
-  assert.equal(rsyncReason('@ERROR: Unknown module \'x\'\nrsync error: error starting client-server protocol (code 5)', 5), "@ERROR: Unknown module 'x'");
+  assert.equal(rsyncReason("@ERROR: Unknown module 'x'\nrsync error: error starting client-server protocol (code 5)", 5), "@ERROR: Unknown module 'x'");
   assert.equal(rsyncReason('', 10), 'rsync exited with 10');
 });

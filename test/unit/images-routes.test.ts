@@ -41,8 +41,13 @@ test('/images: no segment is the list, one segment the action, servers is local'
   assert.deepEqual(resolve('POST', '/api/v1/images'), { kind: 'node', route: 'images.list', params: {}, query: {} });
   assert.deepEqual(resolve('POST', '/api/v1/images/servers'), { kind: 'local', route: 'images.servers' });
   const actions: Record<string, string> = {
-    download: 'images.download', downloadprogress: 'images.download_progress', download_stop: 'images.download_stop',
-    upload: 'images.upload', uploadprogress: 'images.upload_progress', upload_stop: 'images.upload_stop', delete: 'images.delete',
+    download: 'images.download',
+    downloadprogress: 'images.download_progress',
+    download_stop: 'images.download_stop',
+    upload: 'images.upload',
+    uploadprogress: 'images.upload_progress',
+    upload_stop: 'images.upload_stop',
+    delete: 'images.delete',
   };
   for (const [seg, route] of Object.entries(actions)) {
     assert.deepEqual(resolve('POST', `/api/v1/images/${seg}`), { kind: 'node', route, params: {}, query: {} });
@@ -64,9 +69,19 @@ test('/disk: exactly <verb>/<task_id>', () => {
 
 test('/snapshot: list/<task>[/<name>], create/<task>, delete/<task>/<name>', () => {
   assert.deepEqual(resolve('POST', '/api/v1/snapshot/list/T1'), { kind: 'node', route: 'snapshot.list', params: { task_id: 'T1' }, query: {} });
-  assert.deepEqual(resolve('POST', '/api/v1/snapshot/list/T1/s1'), { kind: 'node', route: 'snapshot.list', params: { task_id: 'T1', snapshot_name: 's1' }, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/snapshot/list/T1/s1'), {
+    kind: 'node',
+    route: 'snapshot.list',
+    params: { task_id: 'T1', snapshot_name: 's1' },
+    query: {},
+  });
   assert.deepEqual(resolve('POST', '/api/v1/snapshot/create/T1'), { kind: 'node', route: 'snapshot.create', params: { task_id: 'T1' }, query: {} });
-  assert.deepEqual(resolve('POST', '/api/v1/snapshot/delete/T1/s1'), { kind: 'node', route: 'snapshot.delete', params: { task_id: 'T1', snapshot_name: 's1' }, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/snapshot/delete/T1/s1'), {
+    kind: 'node',
+    route: 'snapshot.delete',
+    params: { task_id: 'T1', snapshot_name: 's1' },
+    query: {},
+  });
   assert.equal(refusal('POST', '/api/v1/snapshot/make/T1').message, 'invalid uri');
   assert.equal(refusal('POST', '/api/v1/snapshot').message, 'invalid uri');
   assert.equal(refusal('POST', '/api/v1/snapshot/create/T1/x').message, 'invalid uri, please use /snapshot/create/<task_id>');
@@ -91,28 +106,47 @@ async function post(app: FastifyInstance, url: string, body: unknown): Promise<{
 }
 
 test('image_server IDs: resolved from the configuration and shipped whole; unknown -> 400; required ones checked', async () => {
-  const images = new ClientImages({ servers: [parseImageServer('ID_1,10.1.2.3,873,images'), parseImageServer('ID_7,img.example,8873,dbc')], localDir: '/nonexistent' });
+  const images = new ClientImages({
+    servers: [parseImageServer('ID_1,10.1.2.3,873,images'), parseImageServer('ID_7,img.example,8873,dbc')],
+    localDir: '/nonexistent',
+  });
   await withApi(images, async (app, t) => {
     const servers = await post(app, '/api/v1/images/servers', { peer_nodes_list: [], additional: {} });
     assert.deepEqual(servers, { status: 200, json: { errcode: 0, message: { image_server: ['ID_1', 'ID_7'] } } });
     assert.equal((await post(app, '/api/v1/images/servers', '[]')).json.message, 'invalid json');
 
-    const dl = await post(app, '/api/v1/images/download', { peer_nodes_list: [NODE], additional: { image_server: 'ID_7', image_filename: 'a.qcow2', local_dir: '/data' }, ...WALLET });
+    const dl = await post(app, '/api/v1/images/download', {
+      peer_nodes_list: [NODE],
+      additional: { image_server: 'ID_7', image_filename: 'a.qcow2', local_dir: '/data' },
+      ...WALLET,
+    });
     assert.equal(dl.status, 200);
     assert.deepEqual(t.calls.at(-1)!.image_server, { id: 'ID_7', host: 'img.example', port: 8873, module: 'dbc' });
-    const snap = await post(app, '/api/v1/snapshot/create/T1', { peer_nodes_list: [NODE], additional: { snapshot_name: 's', image_server: 'ID_1' }, ...WALLET });
+    const snap = await post(app, '/api/v1/snapshot/create/T1', {
+      peer_nodes_list: [NODE],
+      additional: { snapshot_name: 's', image_server: 'ID_1' },
+      ...WALLET,
+    });
     assert.equal(snap.status, 200);
     assert.equal(t.calls.at(-1)!.image_server?.host, '10.1.2.3');
     const calls = t.calls.length;
 
-    assert.deepEqual(await post(app, '/api/v1/images/download', { peer_nodes_list: [NODE], additional: { image_server: 'ID_9' }, ...WALLET }),
-      { status: 400, json: { errcode: -25, message: 'image_server not exist' } });
-    assert.deepEqual(await post(app, '/api/v1/snapshot/create/T1', { peer_nodes_list: [NODE], additional: { snapshot_name: 's' }, ...WALLET }),
-      { status: 400, json: { errcode: -25, message: 'no image_server' } });
-    assert.deepEqual(await post(app, '/api/v1/images', { peer_nodes_list: [NODE], additional: { image_server: 'nope' } }),
-      { status: 400, json: { errcode: -25, message: 'image_server not exist' } });
-    assert.deepEqual(await post(app, '/api/v1/images', { peer_nodes_list: [], additional: {} }),
-      { status: 400, json: { errcode: -25, message: 'no image_server' } });
+    assert.deepEqual(await post(app, '/api/v1/images/download', { peer_nodes_list: [NODE], additional: { image_server: 'ID_9' }, ...WALLET }), {
+      status: 400,
+      json: { errcode: -25, message: 'image_server not exist' },
+    });
+    assert.deepEqual(await post(app, '/api/v1/snapshot/create/T1', { peer_nodes_list: [NODE], additional: { snapshot_name: 's' }, ...WALLET }), {
+      status: 400,
+      json: { errcode: -25, message: 'no image_server' },
+    });
+    assert.deepEqual(await post(app, '/api/v1/images', { peer_nodes_list: [NODE], additional: { image_server: 'nope' } }), {
+      status: 400,
+      json: { errcode: -25, message: 'image_server not exist' },
+    });
+    assert.deepEqual(await post(app, '/api/v1/images', { peer_nodes_list: [], additional: {} }), {
+      status: 400,
+      json: { errcode: -25, message: 'no image_server' },
+    });
     assert.equal(t.calls.length, calls, 'refused requests never reach the node');
 
     // optional for the node list: absent is fine and ships nothing
@@ -123,7 +157,10 @@ test('image_server IDs: resolved from the configuration and shipped whole; unkno
     await post(app, '/api/v1/tasks', { peer_nodes_list: [NODE], additional: { image_server: 'nope' }, ...WALLET });
     assert.equal(t.calls.at(-1)!.route, 'tasks.list');
     // disk and snapshot routes need a credential at the client, as the original
-    assert.equal((await post(app, '/api/v1/disk/list/T1', { peer_nodes_list: [NODE], additional: {} })).json.message, 'wallet_sign and multisig_wallets all invalid');
+    assert.equal(
+      (await post(app, '/api/v1/disk/list/T1', { peer_nodes_list: [NODE], additional: {} })).json.message,
+      'wallet_sign and multisig_wallets all invalid',
+    );
   });
 });
 
@@ -134,7 +171,8 @@ test('empty peer_nodes_list: the client uploads from its own image directory, fo
     writeFileSync(join(dir, 'data_abc123_T1.qcow2'), 'renter data');
     writeFileSync(join(dir, 'disk_T2_vdb.qcow2'), 'renter disk');
     const images = new ClientImages({
-      servers: [parseImageServer('ID_1,127.0.0.1,1,images')], localDir: dir,
+      servers: [parseImageServer('ID_1,127.0.0.1,1,images')],
+      localDir: dir,
       // a stand-in for the node's Authenticator: session sA is renter A
       authenticate: (b) => {
         if (b.session_id === 'sA') return 'A';
@@ -150,13 +188,28 @@ test('empty peer_nodes_list: the client uploads from its own image directory, fo
         assert.equal(r.json.message, 'wallet_sign and multisig_wallets all invalid', route);
       }
       const notExist = (f: string) => ({ status: 400, json: { errcode: -25, message: `image_filename: /data/${f} not exist` } });
-      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'none.qcow2' }, ...A }), notExist('none.qcow2'));
+      assert.deepEqual(
+        await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'none.qcow2' }, ...A }),
+        notExist('none.qcow2'),
+      );
       // renters' disks: the same answer as a file that does not exist
-      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'data_abc123_T1.qcow2' }, ...A }), notExist('data_abc123_T1.qcow2'));
-      assert.deepEqual(await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'disk_T2_vdb.qcow2' }, ...A }), notExist('disk_T2_vdb.qcow2'));
-      assert.equal((await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: '../etc/passwd' }, ...A })).json.message, 'image_filename is invalid');
-      assert.deepEqual(await post(app, '/api/v1/images/uploadprogress', { peer_nodes_list: [], additional: { image_filename: 'mine.qcow2' }, ...A }),
-        { status: 200, json: { errcode: 0, message: { status: 'done', progress: '100%' } } });
+      assert.deepEqual(
+        await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'data_abc123_T1.qcow2' }, ...A }),
+        notExist('data_abc123_T1.qcow2'),
+      );
+      assert.deepEqual(
+        await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'disk_T2_vdb.qcow2' }, ...A }),
+        notExist('disk_T2_vdb.qcow2'),
+      );
+      assert.equal(
+        (await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: '../etc/passwd' }, ...A })).json
+          .message,
+        'image_filename is invalid',
+      );
+      assert.deepEqual(await post(app, '/api/v1/images/uploadprogress', { peer_nodes_list: [], additional: { image_filename: 'mine.qcow2' }, ...A }), {
+        status: 200,
+        json: { errcode: 0, message: { status: 'done', progress: '100%' } },
+      });
       // port 1 is closed: the upload is refused before anything starts, with a short text
       const r = await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' }, ...A });
       assert.equal(r.json.errcode, -3);
@@ -175,7 +228,11 @@ test('a gateway without an authenticate function refuses local uploads', async (
     writeFileSync(join(dir, 'mine.qcow2'), 'x');
     const images = new ClientImages({ servers: [parseImageServer('ID_1,127.0.0.1,1,images')], localDir: dir });
     await withApi(images, async (app) => {
-      const r = await post(app, '/api/v1/images/upload', { peer_nodes_list: [], additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' }, ...WALLET });
+      const r = await post(app, '/api/v1/images/upload', {
+        peer_nodes_list: [],
+        additional: { image_server: 'ID_1', image_filename: 'mine.qcow2' },
+        ...WALLET,
+      });
       assert.equal(r.status, 400);
       assert.match(r.json.message, /needs a wallet signature or a session/);
     });
@@ -187,6 +244,9 @@ test('a gateway without an authenticate function refuses local uploads', async (
 test('without image configuration every ID is unknown and the server list is empty', async () => {
   await withApi(undefined, async (app) => {
     assert.deepEqual((await post(app, '/api/v1/images/servers', '')).json, { errcode: 0, message: { image_server: [] } });
-    assert.equal((await post(app, '/api/v1/images/download', { peer_nodes_list: [NODE], additional: { image_server: 'ID_1' }, ...WALLET })).json.message, 'image_server not exist');
+    assert.equal(
+      (await post(app, '/api/v1/images/download', { peer_nodes_list: [NODE], additional: { image_server: 'ID_1' }, ...WALLET })).json.message,
+      'image_server not exist',
+    );
   });
 });

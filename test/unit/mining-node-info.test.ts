@@ -11,10 +11,18 @@ function h200Host(over: Partial<HostInfo> = {}): HostInfo {
     os: 'Ubuntu 24.04.3 LTS (Noble Numbat) 6.18.44-fc-v657-gpu GNU/Linux',
     cpu: { type: 'Intel(R) Xeon(R) Processor', mhz: 2100, cores: 16, physicalCpus: 1, threadsPerCore: 1, usedPercent: 12.5 },
     mem: { totalKiB: 131981020, availableKiB: 131499056 },
-    gpus: [{
-      index: 0, name: 'NVIDIA H200', uuid: 'GPU-52cc09db-4612-69dd-1018-df7cba9febda', pciBusId: '0000:00:06.0',
-      memTotalMiB: 143771, memUsedMiB: 0, driverVersion: '580.159.04', cudaVersion: '13.0',
-    }],
+    gpus: [
+      {
+        index: 0,
+        name: 'NVIDIA H200',
+        uuid: 'GPU-52cc09db-4612-69dd-1018-df7cba9febda',
+        pciBusId: '0000:00:06.0',
+        memTotalMiB: 143771,
+        memUsedMiB: 0,
+        driverVersion: '580.159.04',
+        cudaVersion: '13.0',
+      },
+    ],
     gpuPassthrough: [{ pciBusId: '0000:00:06.0', functions: ['0000:00:06.0'], vfioReady: false }],
     disk: { path: '/data', totalBytes: 2000 * GiB, freeBytes: 1500 * GiB, type: 'SSD' },
     ...over,
@@ -44,7 +52,10 @@ test('IPv4 is masked like the original: *.b.*.d', () => {
 
 test('the /mining_nodes message of the H200 host has the original shape', () => {
   const msg = miningNodeMessage(h200Host(), {
-    version: '0.4.1.8', ip: '183.60.141.54', gpuUsed: 0, networkMode: 'user',
+    version: '0.4.1.8',
+    ip: '183.60.141.54',
+    gpuUsed: 0,
+    networkMode: 'user',
     images: [{ image_name: 'ubuntu-22.04.qcow2', image_size: '4.5G' }],
   });
   assert.deepEqual(msg, {

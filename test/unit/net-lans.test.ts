@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { openDb } from '../../src/store/db.js';
 import { NetworkStore } from '../../src/store/networks.js';
 import { LanRegistry, parseMulticast, vniOf } from '../../src/net/lans.js';
+import { parseLanCreate } from '../../src/net/lan-input.js';
 import { segmentOf, LAN_GROUPS } from '../../src/net/driver.js';
 import { parseCidr } from '../../src/net/ipv4.js';
 import { DbcError } from '../../src/protocol/errors.js';
@@ -34,20 +35,68 @@ const msg = (fn: () => unknown): string => {
 
 test('names and CIDRs: the original texts; overlaps within one renter only', () => {
   const { lans } = registry();
-  assert.equal(msg(() => lans.create('w1', '', '192.168.66.0/24')), 'network name can not be empty');
-  assert.equal(msg(() => lans.create('w1', undefined, '192.168.66.0/24')), 'network name can not be empty');
+  assert.equal(
+    msg(() => lans.create('w1', '', '192.168.66.0/24')),
+    'network name can not be empty',
+  );
+  // values as clients send them go through the edge parse first (lan/create's handler)
+  const viaEdge = (name: unknown, ipCidr: unknown) => {
+    const input = parseLanCreate({ network_name: name, ip_cidr: ipCidr });
+    return lans.create('w1', input.name, input.ipCidr);
+  };
+  assert.equal(
+    msg(() => viaEdge(undefined, '192.168.66.0/24')),
+    'network name can not be empty',
+  );
   for (const bad of ['abcde', 'abcdefghijk', 'abc_def1', 'abc def1', 12345678]) {
-    assert.equal(msg(() => lans.create('w1', bad, '192.168.66.0/24')), 'network name requires a combination of 6 to 10 letters or numbers');
+    assert.equal(
+      msg(() => viaEdge(bad, '192.168.66.0/24')),
+      'network name requires a combination of 6 to 10 letters or numbers',
+    );
+    if (typeof bad === 'string')
+      assert.equal(
+        msg(() => lans.create('w1', bad, '192.168.66.0/24')),
+        'network name requires a combination of 6 to 10 letters or numbers',
+      );
   }
-  assert.equal(msg(() => lans.create('w1', 'testnet1', '')), 'ip cidr can not be empty');
-  assert.match(msg(() => lans.create('w1', 'testnet1', '192.168.122.0/24')), /^invalid ip cidr: /);
-  assert.match(msg(() => lans.create('w1', 'testnet1', '10.200.0.0/16')), /overlaps the node bridge 10\.200\.0\.0\/24/);
-  assert.match(msg(() => lans.create('w1', 'testnet1', '192.168.66.0/30')), /prefix must be/);
-  assert.match(msg(() => lans.create('w1', 'testnet1', '127.0.0.0/24')), /not a usable unicast network/);
+  assert.equal(
+    msg(() => lans.create('w1', 'testnet1', '')),
+    'ip cidr can not be empty',
+  );
+  assert.equal(
+    msg(() => viaEdge('testnet1', undefined)),
+    'ip cidr can not be empty',
+  );
+  assert.equal(
+    msg(() => viaEdge('testnet1', 19216866)),
+    'invalid ip cidr',
+  );
+  assert.match(
+    msg(() => lans.create('w1', 'testnet1', '192.168.122.0/24')),
+    /^invalid ip cidr: /,
+  );
+  assert.match(
+    msg(() => lans.create('w1', 'testnet1', '10.200.0.0/16')),
+    /overlaps the node bridge 10\.200\.0\.0\/24/,
+  );
+  assert.match(
+    msg(() => lans.create('w1', 'testnet1', '192.168.66.0/30')),
+    /prefix must be/,
+  );
+  assert.match(
+    msg(() => lans.create('w1', 'testnet1', '127.0.0.0/24')),
+    /not a usable unicast network/,
+  );
   const row = lans.create('w1', 'testnet1', '192.168.66.7/24');
   assert.equal(row.ip_cidr, '192.168.66.0/24');
-  assert.equal(msg(() => lans.create('w2', 'testnet1', '192.168.70.0/24')), 'network name already existed');
-  assert.match(msg(() => lans.create('w1', 'testnet2', '192.168.66.128/25')), /^ip cidr already exist: .* testnet1/);
+  assert.equal(
+    msg(() => lans.create('w2', 'testnet1', '192.168.70.0/24')),
+    'network name already existed',
+  );
+  assert.match(
+    msg(() => lans.create('w1', 'testnet2', '192.168.66.128/25')),
+    /^ip cidr already exist: .* testnet1/,
+  );
   // another renter may use the same subnet: a separate segment
   assert.equal(lans.create('w2', 'testnet3', '192.168.66.0/24').ip_cidr, '192.168.66.0/24');
 });
@@ -60,7 +109,7 @@ test('the VXLAN id depends on owner and name only: equal on every host', () => {
   assert.notEqual(vniOf('w2', 'shared01'), a.vni);
   assert.ok(a.vni >= 1 && a.vni < 2 ** 24);
   const seg = segmentOf(a.vni);
-  assert.ok(parseCidr(LAN_GROUPS)!.network >>> 16 === (Number(seg.group.split('.')[0]) << 8 | Number(seg.group.split('.')[1])));
+  assert.ok(parseCidr(LAN_GROUPS)!.network >>> 16 === ((Number(seg.group.split('.')[0]) << 8) | Number(seg.group.split('.')[1])));
 });
 
 test('hosts take disjoint slices and distinct DHCP server addresses; leases are kept', () => {
@@ -85,21 +134,38 @@ test('a full LAN is refused with a clear text', () => {
   const { lans } = registry();
   const row = lans.create('w1', 'tinynet1', '192.168.90.0/29'); // 6 hosts: 5 for VMs, 1 for the server
   for (let i = 0; i < 5; i++) lans.assign(`t${i}`, row, `52:54:00:00:00:0${i}`);
-  assert.equal(msg(() => lans.assign('t9', row, '52:54:00:00:00:09')), 'network tinynet1 has no free address');
+  assert.equal(
+    msg(() => lans.assign('t9', row, '52:54:00:00:00:09')),
+    'network tinynet1 has no free address',
+  );
 });
 
 test('members, delete rules and idle cleanup', () => {
   let now = 1_000_000;
   const { db, lans } = registry({ now: () => now });
   const row = lans.create('w1', 'testnet1', '192.168.66.0/24');
-  db.prepare(`INSERT INTO tasks (task_id, wallet, status, create_time, created_at, image_name, os, bios_mode, nic_model,
+  db.prepare(
+    `INSERT INTO tasks (task_id, wallet, status, create_time, created_at, image_name, os, bios_mode, nic_model,
     ssh_port, rdp_port, vnc_port, vnc_password, login_user, login_password, cpu_cores, mem_size_gb, gpu_count, disk_size_gb,
-    network_name, updated_at) VALUES ('t1', 'w1', 'running', '', 0, 'x.qcow2', 'linux', 'legacy', 'virtio', 0, 0, 5901, 'p', 'dbc', 'p', 1, 1, 0, 1, 'testnet1', 0)`).run();
+    network_name, updated_at) VALUES ('t1', 'w1', 'running', '', 0, 'x.qcow2', 'linux', 'legacy', 'virtio', 0, 0, 5901, 'p', 'dbc', 'p', 1, 1, 0, 1, 'testnet1', 0)`,
+  ).run();
   assert.deepEqual(lans.members('testnet1'), ['t1']);
-  assert.equal(msg(() => lans.checkDelete('w2', 'testnet1')), 'wallet error, you are not the owner of the network');
-  assert.equal(msg(() => lans.checkDelete('w1', 'testnet1')), 'network is in used, please delete task in the network first');
-  assert.equal(msg(() => lans.checkDelete('w1', 'nosuch12')), 'network name not exist');
-  assert.equal(msg(() => lans.forCreate('w2', 'testnet1')), 'can not find network info');
+  assert.equal(
+    msg(() => lans.checkDelete('w2', 'testnet1')),
+    'wallet error, you are not the owner of the network',
+  );
+  assert.equal(
+    msg(() => lans.checkDelete('w1', 'testnet1')),
+    'network is in used, please delete task in the network first',
+  );
+  assert.equal(
+    msg(() => lans.checkDelete('w1', 'nosuch12')),
+    'network name not exist',
+  );
+  assert.equal(
+    msg(() => lans.forCreate('w2', 'testnet1')),
+    'can not find network info',
+  );
   assert.equal(lans.forCreate('w1', 'testnet1').name, 'testnet1');
   now += 10_000;
   assert.deepEqual(lans.idle(5_000), [], 'a LAN with members is never idle');
@@ -107,10 +173,13 @@ test('members, delete rules and idle cleanup', () => {
   now += 4_000;
   assert.deepEqual(lans.idle(5_000), [], 'last use was refreshed while it had members');
   now += 2_000;
-  assert.deepEqual(lans.idle(5_000).map((r) => r.name), [row.name]);
+  assert.deepEqual(
+    lans.idle(5_000).map((r) => r.name),
+    [row.name],
+  );
 });
 
-test('multicast groups: the original texts, the node\'s own range refused, duplicates merged', () => {
+test("multicast groups: the original texts, the node's own range refused, duplicates merged", () => {
   const own = parseCidr(LAN_GROUPS)!;
   const m = (list: string[]) => msg(() => parseMulticast(list, own));
   assert.equal(m(['239.1.2.3']), 'multicast format: ip:port');

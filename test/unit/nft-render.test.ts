@@ -79,8 +79,10 @@ test('no host ips: DNAT for any local address except loopback', () => {
     'ip daddr 127.0.0.0/8 return',
     'jump t_vm_a',
   ]);
-  assert.deepEqual(chainLines(renderRuleset(state({ hostIps: ['203.0.113.9', '198.51.100.1', '203.0.113.9'] })), 'portfwd')[0],
-    'ip daddr != { 198.51.100.1, 203.0.113.9 } return');
+  assert.deepEqual(
+    chainLines(renderRuleset(state({ hostIps: ['203.0.113.9', '198.51.100.1', '203.0.113.9'] })), 'portfwd')[0],
+    'ip daddr != { 198.51.100.1, 203.0.113.9 } return',
+  );
 });
 
 test('filters render into per-VM chains: in matches the source, out the destination, accept returns', () => {
@@ -106,11 +108,7 @@ test('filters render into per-VM chains: in matches the source, out the destinat
     'ip saddr 192.168.0.0/16 ip protocol udp drop',
     'tcp dport 5000-5100 drop',
   ]);
-  assert.deepEqual(chainLines(text, 'f_vm_a_out'), [
-    'return',
-    'ip daddr 10.0.0.0/8 meta l4proto { tcp, udp } th dport 53 drop',
-    'ip protocol icmp drop',
-  ]);
+  assert.deepEqual(chainLines(text, 'f_vm_a_out'), ['return', 'ip daddr 10.0.0.0/8 meta l4proto { tcp, udp } th dport 53 drop', 'ip protocol icmp drop']);
 });
 
 test('a task without forwards or filters has no chains of its own', () => {
@@ -126,7 +124,8 @@ test('a task without forwards or filters has no chains of its own', () => {
 test('rendering is deterministic: task and forward order do not matter', () => {
   const a = task();
   const b = task({
-    taskId: 'B2', vmIp: '10.200.0.9',
+    taskId: 'B2',
+    vmIp: '10.200.0.9',
     forwards: [{ proto: 'tcp', hostFrom: 3333, hostTo: 3333, guestFrom: 22, guestTo: 22 }],
     filters: parseNetworkFilters(['in,tcp,22,any,drop']),
   });
@@ -170,21 +169,37 @@ test('injection attempts and bad values are rejected', () => {
     ['port range', { tasks: [task({ forwards: [{ proto: 'tcp', hostFrom: 10, hostTo: 20, guestFrom: 10, guestTo: 15 }] })] }],
     ['port reversed', { tasks: [task({ forwards: [{ proto: 'tcp', hostFrom: 20, hostTo: 10, guestFrom: 20, guestTo: 10 }] })] }],
     ['proto', { tasks: [task({ forwards: [{ proto: 'sctp' as 'tcp', hostFrom: 22, hostTo: 22, guestFrom: 22, guestTo: 22 }] })] }],
-    ['filter cidr', {
-      tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['all'], portFrom: null, portTo: null, cidr: '1.2.3.4/24 drop;', action: 'drop' }] })],
-    }],
-    ['filter action', {
-      tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['all'], portFrom: null, portTo: null, cidr: null, action: 'jump' as 'drop' }] })],
-    }],
-    ['filter port on icmp', {
-      tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['icmp'], portFrom: 1, portTo: 1, cidr: null, action: 'drop' }] })],
-    }],
-    ['filter mixed protos', {
-      tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['icmp', 'tcp'], portFrom: null, portTo: null, cidr: null, action: 'drop' }] })],
-    }],
+    [
+      'filter cidr',
+      {
+        tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['all'], portFrom: null, portTo: null, cidr: '1.2.3.4/24 drop;', action: 'drop' }] })],
+      },
+    ],
+    [
+      'filter action',
+      {
+        tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['all'], portFrom: null, portTo: null, cidr: null, action: 'jump' as 'drop' }] })],
+      },
+    ],
+    [
+      'filter port on icmp',
+      {
+        tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['icmp'], portFrom: 1, portTo: 1, cidr: null, action: 'drop' }] })],
+      },
+    ],
+    [
+      'filter mixed protos',
+      {
+        tasks: [task({ filters: [{ text: 'x', dir: 'in', protos: ['icmp', 'tcp'], portFrom: null, portTo: null, cidr: null, action: 'drop' }] })],
+      },
+    ],
   ];
   for (const [name, over] of bad) {
-    assert.throws(() => renderRuleset(state(over)), (e: unknown) => e instanceof Error && /^nft: /.test(e.message), name);
+    assert.throws(
+      () => renderRuleset(state(over)),
+      (e: unknown) => e instanceof Error && /^nft: /.test(e.message),
+      name,
+    );
   }
 });
 
@@ -195,10 +210,14 @@ test('the filter text itself never reaches the ruleset', () => {
 });
 
 test('a host port forwarded twice is reported, not fatal: the first task by id gets it', () => {
-  const b = task({ taskId: 'b', vmIp: '10.200.0.6', forwards: [
-    { proto: 'udp', hostFrom: 7005, hostTo: 7006, guestFrom: 1, guestTo: 2 },
-    { proto: 'tcp', hostFrom: 2222, hostTo: 2222, guestFrom: 22, guestTo: 22 },
-  ] });
+  const b = task({
+    taskId: 'b',
+    vmIp: '10.200.0.6',
+    forwards: [
+      { proto: 'udp', hostFrom: 7005, hostTo: 7006, guestFrom: 1, guestTo: 2 },
+      { proto: 'tcp', hostFrom: 2222, hostTo: 2222, guestFrom: 22, guestTo: 22 },
+    ],
+  });
   const s = state({ tasks: [task(), b] });
   assert.deepEqual(forwardConflicts(s), ['tcp/2222: b, vm_a', 'udp/7005: b, vm_a', 'udp/7006: b, vm_a']);
   assert.deepEqual(chainLines(renderRuleset(s), 'portfwd').slice(1), ['jump t_b', 'jump t_vm_a']);

@@ -7,8 +7,17 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { identityFromSeed } from '../../src/auth/identity.js';
 import { cryptoReady } from '../../src/auth/verify.js';
 import {
-  BindingCache, bindingDhtKey, bindingMessage, decodeBinding, encodeBinding, makeBinding, MAX_BINDING_TTL_MS,
-  selectBindingRecord, validateBindingRecord, verifyBinding, type SignedBinding,
+  BindingCache,
+  bindingDhtKey,
+  bindingMessage,
+  decodeBinding,
+  encodeBinding,
+  makeBinding,
+  MAX_BINDING_TTL_MS,
+  selectBindingRecord,
+  validateBindingRecord,
+  verifyBinding,
+  type SignedBinding,
 } from '../../src/p2p/binding.js';
 
 await cryptoReady();
@@ -118,7 +127,7 @@ test('the cache is bounded', () => {
   assert.equal(cache.offer(other), 'rejected: cache full');
 });
 
-test('DHT validator and selector: /dbc/<node_id> holds only that node_id\'s valid records, newest wins', () => {
+test("DHT validator and selector: /dbc/<node_id> holds only that node_id's valid records, newest wins", () => {
   const now = Date.now();
   const a = rec({ now: now - 2000, ttlMs: 600_000 });
   const b = rec({ now: now - 1000, ttlMs: 600_000 });

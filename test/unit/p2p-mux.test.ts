@@ -16,7 +16,11 @@ const req = (task: string): NodeRequest => ({ route: 'tasks.detail', params: { t
 const base = (task: string, over: Partial<RpcRequestFrame> = {}) => ({ v: 1 as const, node_id: NODE, req: req(task), deadline_ms: 5000, ...over });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function pair(handle: (r: NodeRequest) => Promise<NodeReply>, o: Partial<Parameters<typeof serveMuxStream>[1]> = {}, client: ConstructorParameters<typeof MuxChannel>[1] = {}) {
+async function pair(
+  handle: (r: NodeRequest) => Promise<NodeReply>,
+  o: Partial<Parameters<typeof serveMuxStream>[1]> = {},
+  client: ConstructorParameters<typeof MuxChannel>[1] = {},
+) {
   const [c, s] = await streamPair();
   const served = serveMuxStream(s, { nodeId: NODE, handle, ...o });
   return { ch: new MuxChannel(c, client), served, server: s };
@@ -37,12 +41,15 @@ test('many requests on one stream, answered out of order, each reply to its call
 test('per-request errors come back by id: wrong node, busy stream, handler failure, oversize reply', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const { ch } = await pair(async (r) => {
-    if (r.params.task_id === 'boom') throw new Error('boom');
-    if (r.params.task_id === 'big') return { errcode: 0, message: 'x'.repeat(5000) };
-    if (r.params.task_id === 'slow') await gate;
-    return { errcode: 0, message: 'ok' };
-  }, { maxInflightPerStream: 2, maxReplyBytes: 1000 });
+  const { ch } = await pair(
+    async (r) => {
+      if (r.params.task_id === 'boom') throw new Error('boom');
+      if (r.params.task_id === 'big') return { errcode: 0, message: 'x'.repeat(5000) };
+      if (r.params.task_id === 'slow') await gate;
+      return { errcode: 0, message: 'ok' };
+    },
+    { maxInflightPerStream: 2, maxReplyBytes: 1000 },
+  );
   const sig = () => AbortSignal.timeout(5000);
   const wrong = await ch.call(base('1', { node_id: 'cd'.repeat(32) }), sig());
   assert.equal(!wrong.ok && wrong.error.code, 'WRONG_NODE');
@@ -79,10 +86,14 @@ test('a request past its deadline is abandoned; the late reply is dropped and ot
 });
 
 test('a reply above the client limit breaks the channel: everything in flight fails, nothing hangs', async () => {
-  const { ch } = await pair(async (r) => {
-    if (r.params.task_id === 'other') await sleep(100);
-    return { errcode: 0, message: r.params.task_id === 'big' ? 'y'.repeat(50_000) : 'ok' };
-  }, {}, { maxReplyBytes: 10_000 });
+  const { ch } = await pair(
+    async (r) => {
+      if (r.params.task_id === 'other') await sleep(100);
+      return { errcode: 0, message: r.params.task_id === 'big' ? 'y'.repeat(50_000) : 'ok' };
+    },
+    {},
+    { maxReplyBytes: 10_000 },
+  );
   const other = ch.call(base('other'), AbortSignal.timeout(5000));
   await assert.rejects(ch.call(base('big'), AbortSignal.timeout(5000)), /larger than 10000 bytes/);
   await assert.rejects(other, /larger than 10000 bytes/);

@@ -4,25 +4,31 @@ import '../../src/p2p/polyfill.js';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lpStream, streamPair } from '@libp2p/utils';
-import {
-  callOnStream, encodeFrame, FrameError, parseReplyFrame, parseRequestFrame, serveStream, type RpcRequestFrame,
-} from '../../src/p2p/rpc.js';
+import { callOnStream, encodeFrame, FrameError, parseReplyFrame, parseRequestFrame, serveStream, type RpcRequestFrame } from '../../src/p2p/rpc.js';
 import type { NodeReply, NodeRequest } from '../../src/protocol/types.js';
 
 const NODE = 'ab'.repeat(32);
-const req: NodeRequest = { route: 'tasks.list', params: {}, query: { a: 'b' }, body: { peer_nodes_list: [NODE], additional: {}, session_id: 's', session_id_sign: 'x' } };
+const req: NodeRequest = {
+  route: 'tasks.list',
+  params: {},
+  query: { a: 'b' },
+  body: { peer_nodes_list: [NODE], additional: {}, session_id: 's', session_id_sign: 'x' },
+};
 const frame = (over: Partial<RpcRequestFrame> = {}): RpcRequestFrame => ({ v: 1, node_id: NODE, req, deadline_ms: 5000, ...over });
 const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
 test('request frames are checked field by field before the node sees them', () => {
   assert.deepEqual(parseRequestFrame(encodeFrame(frame())).req, req);
   const bad = (v: unknown, re: RegExp) => {
-    assert.throws(() => parseRequestFrame(typeof v === 'string' ? new TextEncoder().encode(v) : bytes(v)), (e: unknown) => {
-      assert.ok(e instanceof FrameError);
-      assert.equal(e.code, 'BAD_FRAME');
-      assert.match(e.message, re);
-      return true;
-    });
+    assert.throws(
+      () => parseRequestFrame(typeof v === 'string' ? new TextEncoder().encode(v) : bytes(v)),
+      (e: unknown) => {
+        assert.ok(e instanceof FrameError);
+        assert.equal(e.code, 'BAD_FRAME');
+        assert.match(e.message, re);
+        return true;
+      },
+    );
   };
   bad('{not json', /not JSON/);
   bad([1], /not a dbc rpc v1 frame/);
@@ -100,7 +106,10 @@ test('an oversize reply: the node replaces it with TOO_LARGE; a client with a lo
 
 test('an oversize request is refused by the client before sending, and by the node unread', async () => {
   const huge = frame({ req: { ...req, body: { ...req.body, additional: { blob: 'y'.repeat(300_000) } } } });
-  await assert.rejects(exchange(async () => ({ errcode: 0, message: 1 }), { frame: huge, call: { maxRequestBytes: 100_000 } }), /request larger than/);
+  await assert.rejects(
+    exchange(async () => ({ errcode: 0, message: 1 }), { frame: huge, call: { maxRequestBytes: 100_000 } }),
+    /request larger than/,
+  );
   const r = await exchange(async () => ({ errcode: 0, message: 1 }), { frame: huge, serve: { maxRequestBytes: 100_000 } }).catch((e: Error) => e);
   // the node answers TOO_LARGE when the stream still lets it, else the stream is simply closed: never a hang
   if (r instanceof Error) assert.match(r.message, /./);

@@ -43,7 +43,11 @@ test('isHostPortFree rejects with PortProbeError when the process is out of file
   `;
   const res = JSON.parse(execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' }));
   for (const proto of ['tcp', 'udp']) {
-    assert.deepEqual(res[proto], { name: 'PortProbeError', errno: 'EMFILE', message: 'internal error: host is out of file descriptors, try again later' }, proto);
+    assert.deepEqual(
+      res[proto],
+      { name: 'PortProbeError', errno: 'EMFILE', message: 'internal error: host is out of file descriptors, try again later' },
+      proto,
+    );
   }
   assert.equal(res.after, true, 'free again once descriptors are back');
 });

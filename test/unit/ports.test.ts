@@ -2,24 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { DbcError } from '../../src/protocol/errors.js';
-import {
-  expandForwards,
-  hostPorts,
-  parseCustomPort,
-  parseCustomPorts,
-  parsePort,
-} from '../../src/net/ports.js';
+import { expandForwards, hostPorts, parseCustomPort, parseCustomPorts, parsePort } from '../../src/net/ports.js';
 import { freePort, isHostPortFree } from '../../src/net/port-probe.js';
 
 const refused = (entry: string) => (err: unknown) =>
-  err instanceof DbcError && err.code === 'DBC_ERR_CUSTOM_PORT' && err.message === `custom_port is invalid: ${entry}`;
+  err instanceof DbcError && err.code === 'NODE_CUSTOM_PORT_INVALID' && err.message === `custom_port is invalid: ${entry}`;
 
 test('every custom_port form of the original parses', () => {
   assert.deepEqual(parseCustomPort('tcp,123'), { proto: 'tcp', hostFrom: 123, hostTo: 123, guestFrom: 123, guestTo: 123 });
   assert.deepEqual(parseCustomPort('udp,111:222'), { proto: 'udp', hostFrom: 111, hostTo: 111, guestFrom: 222, guestTo: 222 });
   assert.deepEqual(parseCustomPort('tcp,333-444'), { proto: 'tcp', hostFrom: 333, hostTo: 444, guestFrom: 333, guestTo: 444 });
   assert.deepEqual(parseCustomPort('tcp,555-666:777-888'), {
-    proto: 'tcp', hostFrom: 555, hostTo: 666, guestFrom: 777, guestTo: 888,
+    proto: 'tcp',
+    hostFrom: 555,
+    hostTo: 666,
+    guestFrom: 777,
+    guestTo: 888,
   });
 });
 
@@ -32,9 +30,28 @@ test('spaces are trimmed and the protocol is case-insensitive', () => {
 
 test('malformed entries are refused with the custom_port error', () => {
   for (const bad of [
-    'tcp,0', 'tcp,70000', 'icmp,22', 'tcp,5-3', 'tcp,1-3:4-9', 'tcp,22;rm -rf', 'tcp,,22', 'tcp', 'tcp,', ',22',
-    'tcp,22:', 'tcp,:22', 'tcp,1:2:3', 'tcp,-5', 'tcp,5-', 'tcp,1.5', 'tcp,0x16', 'tcp,22 23', 'tcp,1-1001', '',
-    'tcp,22:0', 'tcp,100-200:65500-65600',
+    'tcp,0',
+    'tcp,70000',
+    'icmp,22',
+    'tcp,5-3',
+    'tcp,1-3:4-9',
+    'tcp,22;rm -rf',
+    'tcp,,22',
+    'tcp',
+    'tcp,',
+    ',22',
+    'tcp,22:',
+    'tcp,:22',
+    'tcp,1:2:3',
+    'tcp,-5',
+    'tcp,5-',
+    'tcp,1.5',
+    'tcp,0x16',
+    'tcp,22 23',
+    'tcp,1-1001',
+    '',
+    'tcp,22:0',
+    'tcp,100-200:65500-65600',
   ]) {
     assert.throws(() => parseCustomPort(bad), refused(bad), bad);
   }
@@ -59,8 +76,14 @@ test('bad lists are refused: non-strings, not an array, duplicates, too many por
   assert.throws(() => parseCustomPorts([22]), refused('22'));
   assert.throws(() => parseCustomPorts(['tcp,22', { a: 1 }]), refused('{"a":1}'));
   assert.throws(() => parseCustomPorts('tcp,22'), refused('tcp,22')); // not JSON
-  assert.throws(() => parseCustomPorts('{"a":1}'), (e: unknown) => e instanceof DbcError && e.code === 'DBC_ERR_CUSTOM_PORT');
-  assert.throws(() => parseCustomPorts(42), (e: unknown) => e instanceof DbcError && e.code === 'DBC_ERR_CUSTOM_PORT');
+  assert.throws(
+    () => parseCustomPorts('{"a":1}'),
+    (e: unknown) => e instanceof DbcError && e.code === 'NODE_CUSTOM_PORT_INVALID',
+  );
+  assert.throws(
+    () => parseCustomPorts(42),
+    (e: unknown) => e instanceof DbcError && e.code === 'NODE_CUSTOM_PORT_INVALID',
+  );
   assert.throws(() => parseCustomPorts(['tcp,22', 'tcp,22']), /port conflict, exist custom_port = 22/);
   assert.throws(() => parseCustomPorts(['tcp,100-200', 'TCP,150:22']), /port conflict, exist custom_port = 150/);
   const five = ['tcp,1000-1999', 'tcp,2000-2999', 'tcp,3000-3999', 'tcp,4000-4999', 'tcp,5000-5095'];
@@ -78,7 +101,9 @@ test('expandForwards gives one forward per port, host ranges mapped onto guest r
     { proto: 'tcp', hostAddr: '0.0.0.0', hostPort: 333, guestPort: 333 },
   ]);
   assert.deepEqual(hostPorts(parseCustomPorts(['udp,111:222', 'tcp,10-11'])), [
-    { proto: 'udp', port: 111 }, { proto: 'tcp', port: 10 }, { proto: 'tcp', port: 11 },
+    { proto: 'udp', port: 111 },
+    { proto: 'tcp', port: 10 },
+    { proto: 'tcp', port: 11 },
   ]);
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildQemuArgs, macForTask } from '../../src/vm/qemu-args.js';
+import { blockEntryOf, blockNodeOf, buildQemuArgs, driveId, hotplugCommands, macForTask } from '../../src/vm/qemu-args.js';
 import type { VmSpec } from '../../src/vm/types.js';
 
 const env = { accel: 'tcg' as const, ovmfCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', ovmfVars: '/run/dbc/vm/t1/OVMF_VARS.fd' };
@@ -47,9 +47,7 @@ test('legacy linux VM: machine, accel, cpu, memory, display, consoles, pidfile',
   assert.deepEqual(values(a, '-vnc'), ['0.0.0.0:5,password=on']);
   assert.ok(values(a, '-device').includes('VGA,id=video0'));
   assert.ok(
-    values(a, '-chardev').includes(
-      'socket,id=serial0,path=/run/dbc/vm/t1/serial.sock,server=on,wait=off,logfile=/var/log/dbc/t1.serial.log,logappend=on',
-    ),
+    values(a, '-chardev').includes('socket,id=serial0,path=/run/dbc/vm/t1/serial.sock,server=on,wait=off,logfile=/var/log/dbc/t1.serial.log,logappend=on'),
   );
   assert.deepEqual(values(a, '-serial'), ['chardev:serial0']);
   assert.deepEqual(values(a, '-qmp'), ['unix:/run/dbc/vm/t1/qmp.sock,server=on,wait=off']);
@@ -80,9 +78,36 @@ test('disks are virtio-blk qcow2 with stable ids, vda boots first, seed is read-
   assert.ok(devices.includes('virtio-blk-pci,drive=drive-seed,id=seed'));
 });
 
+test('hot-plug uses the boot-time ids; a disk is found in query-block by id, device path or file', () => {
+  assert.equal(driveId('vdc'), 'drive-vdc');
+  const [add, dev] = hotplugCommands('vdc', '/d/x.qcow2');
+  assert.deepEqual(add, {
+    execute: 'blockdev-add',
+    arguments: { driver: 'qcow2', 'node-name': 'drive-vdc', file: { driver: 'file', filename: '/d/x.qcow2' } },
+  });
+  assert.deepEqual(dev, { execute: 'device_add', arguments: { driver: 'virtio-blk-pci', drive: 'drive-vdc', id: 'vdc', serial: 'vdc' } });
+  const entries = [
+    {
+      device: 'drive-vdb',
+      qdev: '/machine/peripheral/vdb/virtio-backend',
+      inserted: { 'node-name': '#block123', file: '/d/b', image: { 'virtual-size': 1024 } },
+    },
+    { device: '', qdev: '/machine/peripheral/vdc/virtio-backend', inserted: { 'node-name': 'drive-vdc', file: '/d/c' } },
+    { device: '', inserted: { 'node-name': '#block9', file: '/d/e' } },
+  ];
+  assert.equal(blockNodeOf(entries, 'vdb', '/d/b'), '#block123');
+  assert.equal(blockEntryOf(entries, 'vdb', '/d/b')?.inserted?.image?.['virtual-size'], 1024);
+  assert.equal(blockNodeOf(entries, 'vdc', '/d/c'), 'drive-vdc');
+  assert.equal(blockNodeOf(entries, 'vde', '/d/e'), '#block9');
+  assert.equal(blockNodeOf(entries, 'vdd', '/d/d'), undefined);
+});
+
 test('user networking: one hostfwd per forward, NIC model and a MAC stable per task', () => {
   const a = buildQemuArgs(
-    spec({ nicModel: 'e1000', extraNics: [{ id: 'lan0', kind: 'mcast', mac: '52:54:00:aa:bb:cc', group: '239.254.0.7', port: 20001, localAddr: '127.0.0.1' }] }),
+    spec({
+      nicModel: 'e1000',
+      extraNics: [{ id: 'lan0', kind: 'mcast', mac: '52:54:00:aa:bb:cc', group: '239.254.0.7', port: 20001, localAddr: '127.0.0.1' }],
+    }),
     env,
   );
   assert.deepEqual(values(a, '-netdev'), [
@@ -142,7 +167,15 @@ test('values that would break QEMU option syntax or escape the run directory are
     ['socket path too long', { runDir: '/' + 'r'.repeat(100) }],
     ['seed path with comma', { seedIso: '/a,b.iso' }],
     ['disk name with comma', { disks: [{ name: 'vda,x', path: '/a.qcow2' }] }],
-    ['duplicate disk name', { disks: [{ name: 'vda', path: '/a.qcow2' }, { name: 'vda', path: '/b.qcow2' }] }],
+    [
+      'duplicate disk name',
+      {
+        disks: [
+          { name: 'vda', path: '/a.qcow2' },
+          { name: 'vda', path: '/b.qcow2' },
+        ],
+      },
+    ],
     ['VM name with comma', { name: 'a,b' }],
     ['port 70000', { forwards: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 70000, guestPort: 22 }] }],
     ['port 0', { forwards: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 2222, guestPort: 0 }] }],
@@ -180,11 +213,9 @@ test('bridge mode: the first NIC is a tap, LAN NICs carry their MTU, bad names a
   assert.ok(values(a, '-device').includes('virtio-net-pci,netdev=lan0,id=nic-lan0,mac=52:54:00:01:02:03,romfile=,host_mtu=1450'));
   assert.throws(() => buildQemuArgs(spec({ tap: 'tap0,script=/bin/sh' }), env), /invalid tap name/);
   assert.throws(
-    () => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'mcast', mac: '52:54:00:01:02:03', group: '10.0.0.1', port: 5000, localAddr: '127.0.0.1' }] }), env),
+    () =>
+      buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'mcast', mac: '52:54:00:01:02:03', group: '10.0.0.1', port: 5000, localAddr: '127.0.0.1' }] }), env),
     /not a multicast group/,
   );
-  assert.throws(
-    () => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'tap', mac: '52:54:00:01:02:03,x=1', ifname: 'dtl1' }] }), env),
-    /invalid mac/,
-  );
+  assert.throws(() => buildQemuArgs(spec({ extraNics: [{ id: 'mc0', kind: 'tap', mac: '52:54:00:01:02:03,x=1', ifname: 'dtl1' }] }), env), /invalid mac/);
 });

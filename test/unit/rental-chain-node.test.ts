@@ -14,49 +14,11 @@ import { startGpuNode, type RunningNode } from '../../src/node/bootstrap.js';
 import type { NodeReply, RouteId } from '../../src/protocol/types.js';
 import { ChainRentals } from '../../src/rental/chain.js';
 import { FakeChain } from '../../src/rental/fake-chain.js';
-import type { Hypervisor, VmExit, VmRunState, VmSpec } from '../../src/vm/types.js';
+import { FakeHypervisor } from '../helpers/fake-hypervisor.js';
 import { freeTcpPort, sleep, waitFor } from '../helpers/devnet.js';
 import { freeVncPort } from '../helpers/tasks.js';
 
 await cryptoReady();
-
-class FakeHypervisor implements Hypervisor {
-  readonly accel = 'tcg' as const;
-  readonly vms = new Map<string, VmSpec>();
-  async start(spec: VmSpec) {
-    this.vms.set(spec.taskId, spec);
-    return { pid: 1 };
-  }
-  async adopt() {
-    return false;
-  }
-  async state(id: string): Promise<VmRunState> {
-    return this.vms.has(id) ? 'running' : 'shutoff';
-  }
-  async shutdown(id: string) {
-    this.vms.delete(id);
-    return 'acpi' as const;
-  }
-  async destroy(id: string) {
-    this.vms.delete(id);
-  }
-  async reset() {}
-  async wakeup() {}
-  async addForward() {}
-  async removeForward() {}
-  async setVncPassword() {}
-  async agent(): Promise<unknown> {
-    throw new Error('no agent');
-  }
-  async qmp(): Promise<unknown> {
-    throw new Error('no qmp');
-  }
-  running() {
-    return [...this.vms.keys()];
-  }
-  onExit(_l: (exit: VmExit) => void) {}
-  async detachAll() {}
-}
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 type Key = ReturnType<typeof identityFromSeed>;
@@ -88,11 +50,20 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
   let M: string;
   const GRACE_MS = 1000;
 
-  const call = (route: RouteId, auth: Record<string, unknown>, additional: Record<string, unknown> = {}, params: Record<string, string> = {}): Promise<NodeReply> =>
-    running.node.handle({ route, params, query: {}, body: { peer_nodes_list: [M], additional, ...auth } });
+  const call = (
+    route: RouteId,
+    auth: Record<string, unknown>,
+    additional: Record<string, unknown> = {},
+    params: Record<string, string> = {},
+  ): Promise<NodeReply> => running.node.handle({ route, params, query: {}, body: { peer_nodes_list: [M], additional, ...auth } });
   const refused = async (p: Promise<NodeReply>, text: string) => assert.deepEqual(await p, { errcode: -3, message: `check authority failed: ${text}` });
   const vmParams = async () => ({
-    image_name: 'base.qcow2', ssh_port: String(await freeTcpPort()), vnc_port: String(await freeVncPort()), cpu_cores: '1', mem_size: '1', disk_size: '1',
+    image_name: 'base.qcow2',
+    ssh_port: String(await freeTcpPort()),
+    vnc_port: String(await freeVncPort()),
+    cpu_cores: '1',
+    mem_size: '1',
+    disk_size: '1',
   });
 
   before(async () => {
@@ -103,7 +74,12 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     const url = await chain.listen();
     hv = new FakeHypervisor();
     running = await startGpuNode({
-      dataDir: dir, publicHost: '127.0.0.1', forwardHost: '127.0.0.1', vncListen: '127.0.0.1', logger: quiet, hypervisor: hv,
+      dataDir: dir,
+      publicHost: '127.0.0.1',
+      forwardHost: '127.0.0.1',
+      vncListen: '127.0.0.1',
+      logger: quiet,
+      hypervisor: hv,
       expiry: { sweepIntervalMs: 3600_000, deleteGraceMs: 1500 },
       rentals: ({ nodeId }) => new ChainRentals({ machineId: nodeId, rpc: { endpoints: [url] }, headTtlMs: 0, outageGraceMs: GRACE_MS }),
     });
@@ -125,7 +101,7 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     assert.equal((await call('mining_nodes.info', {})).errcode, 0);
   });
 
-  test('Verify: a committee member in its window creates only the full-machine vm_check_<unix seconds> VM', async (t) => {
+  test('Verify: a committee member in its window creates only the full-machine vm_check_<unix seconds> VM', async () => {
     chain.setMachine(M, 'committeeVerifying');
     chain.setCommittee(carol.address, M, [chain.block - 5, chain.block + 50_000, chain.block + 90_000]);
     chain.setCommittee(dave.address, M, [chain.block - 10_000, chain.block - 9_000, chain.block - 8_000]); // windows over
@@ -140,7 +116,7 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     const taskId = (r.message as { task_id: string }).task_id;
     assert.match(taskId, /^vm_check_\d+$/);
     assert.ok(Number(taskId.slice(9)) >= before && Number(taskId.slice(9)) <= before + 5);
-    await running.engine.idle();
+    await running.tasks.idle();
     const detail = await call('tasks.detail', wallet(carol), {}, { task_id: taskId });
     const d = detail.message as { status: string; cpu_cores: number; mem_size: string; gpu_count: number; last_error?: string };
     assert.equal(d.cpu_cores, os.cpus().length, 'every core');
@@ -161,10 +137,14 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     const aliceOrder = chain.addOrder({ machineId: M, renter: alice.address, rentEnd, gpuNum: 0 });
     chain.setMachine(M, 'rented');
     assert.deepEqual(await call('tasks.list', wallet(alice)), { errcode: 0, message: [] });
-    await waitFor('check VM deleted', async () => {
-      await running.engine.idle();
-      return running.engine.all().length === 0;
-    }, 10_000);
+    await waitFor(
+      'check VM deleted',
+      async () => {
+        await running.tasks.idle();
+        return running.tasks.all().length === 0;
+      },
+      10_000,
+    );
     assert.equal(hv.vms.size, 0);
     await refused(call('tasks.list', wallet(carol)), 'wallet not rented');
 
@@ -184,7 +164,14 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     await refused(call('tasks.list', wallet(bob)), 'wallet not rented');
 
     const members = [carol, dave, erin];
-    chain.addOrder({ machineId: M, renter: multisigAccount(members.map((k) => k.address), 2), rentEnd });
+    chain.addOrder({
+      machineId: M,
+      renter: multisigAccount(
+        members.map((k) => k.address),
+        2,
+      ),
+      rentEnd,
+    });
     assert.equal((await call('tasks.list', multisig(members, [dave, erin], 2))).errcode, 0, 'multisig renter');
     await refused(call('tasks.list', wallet(dave)), 'wallet not rented');
   });
@@ -194,7 +181,7 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     const r = await call('tasks.create', wallet(erin), await vmParams());
     assert.equal(r.errcode, 0, JSON.stringify(r));
     const taskId = (r.message as { task_id: string }).task_id;
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.ok(hv.vms.has(taskId));
     const detail = await call('tasks.detail', wallet(erin), {}, { task_id: taskId });
     assert.equal((detail.message as { rent_order: string }).rent_order, String(order), 'the VM records its order');
@@ -202,21 +189,25 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
 
     chain.setBlock(chain.block + 5);
     await running.node.sweepRentals();
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.ok(hv.vms.has(taskId), 'still rented');
 
     chain.setBlock(chain.block + 5); // reaches rentEnd: the chain ends the order
     await running.node.sweepRentals();
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.ok(!hv.vms.has(taskId), 'stopped');
-    assert.equal(running.engine.all().find((t) => t.task_id === taskId)?.status, 'closed');
+    assert.equal(running.tasks.all().find((t) => t.task_id === taskId)?.status, 'closed');
     await refused(call('tasks.list', { session_id: sid, session_id_sign: `0x${erin.sign(sid)}` }), 'session_id is invalid');
     await refused(call('tasks.list', wallet(erin)), 'wallet not rented');
 
     await sleep(1600);
     await running.node.sweepRentals();
-    await running.engine.idle();
-    assert.equal(running.engine.all().find((t) => t.task_id === taskId), undefined, 'deleted after the grace');
+    await running.tasks.idle();
+    assert.equal(
+      running.tasks.all().find((t) => t.task_id === taskId),
+      undefined,
+      'deleted after the grace',
+    );
   });
 
   test('chain outage: within the grace the last verified state serves and nothing stops; past it a clear refusal', async () => {
@@ -224,14 +215,14 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     const r = await call('tasks.create', wallet(bob), await vmParams());
     assert.equal(r.errcode, 0, JSON.stringify(r));
     const taskId = (r.message as { task_id: string }).task_id;
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.equal((await call('tasks.list', wallet(bob))).errcode, 0);
 
     chain.offline = true;
     assert.equal((await call('tasks.list', wallet(bob))).errcode, 0, 'served from the last verified state');
     await refused(call('tasks.list', wallet(carol)), 'wallet not rented');
     await running.node.sweepRentals();
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.ok(hv.vms.has(taskId));
 
     await sleep(GRACE_MS + 300);
@@ -239,9 +230,9 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     assert.equal(past.errcode, -3);
     assert.match(String(past.message), /^check authority failed: query machine_status failed: chain unreachable for \d+ s \(outage grace 1 s\)$/);
     await running.node.sweepRentals();
-    await running.engine.idle();
+    await running.tasks.idle();
     assert.ok(hv.vms.has(taskId), 'never stopped for lack of an answer');
-    assert.equal(running.engine.all().find((t) => t.task_id === taskId)?.status, 'running');
+    assert.equal(running.tasks.all().find((t) => t.task_id === taskId)?.status, 'running');
 
     chain.offline = false;
     assert.equal((await call('tasks.list', wallet(bob))).errcode, 0);

@@ -155,9 +155,17 @@ describe('chain rentals: machine status and committee windows', () => {
 
   test('machine status maps as the original (CHAIN:129-141)', async () => {
     const cases: Array<[unknown, string]> = [
-      ['addingCustomizeInfo', 'verify'], ['distributingOrder', 'verify'], ['committeeVerifying', 'verify'],
-      [{ committeeRefused: 12 }, 'verify'], ['waitingFulfill', 'online'], ['online', 'online'], ['Online', 'online'],
-      ['creating', 'rented'], ['rented', 'rented'], [{ stakerReportOffline: [1, 'x'] }, 'unknown'], ['exit', 'unknown'],
+      ['addingCustomizeInfo', 'verify'],
+      ['distributingOrder', 'verify'],
+      ['committeeVerifying', 'verify'],
+      [{ committeeRefused: 12 }, 'verify'],
+      ['waitingFulfill', 'online'],
+      ['online', 'online'],
+      ['Online', 'online'],
+      ['creating', 'rented'],
+      ['rented', 'rented'],
+      [{ stakerReportOffline: [1, 'x'] }, 'unknown'],
+      ['exit', 'unknown'],
     ];
     for (const [raw, want] of cases) {
       assert.equal(mapMachineStatus(raw), want, JSON.stringify(raw));
@@ -199,7 +207,12 @@ describe('chain rentals: machine status and committee windows', () => {
     assert.equal(await src.machineStatus(Date.now()), 'rented');
     await src.verifier(alice.address, Date.now());
     const methods = [...w.chain.calls.keys()];
-    for (const m of ['terminatingRental_getMachineRentId', 'terminatingRental_getRentOrder', 'terminatingRental_getMachineInfo', 'terminatingRental_getCommitteeOps']) {
+    for (const m of [
+      'terminatingRental_getMachineRentId',
+      'terminatingRental_getRentOrder',
+      'terminatingRental_getMachineInfo',
+      'terminatingRental_getCommitteeOps',
+    ]) {
       assert.ok(methods.includes(m), `${m} in ${methods.join(',')}`);
     }
     assert.ok(!methods.some((m) => m.startsWith('rentMachine_') || m.startsWith('onlineProfile_')));
@@ -236,7 +249,10 @@ describe('chain rentals: caching, endpoints, outage', () => {
     try {
       const rpc = new ChainRpc({ endpoints: [dead, lowUrl, highUrl], timeoutMs: 2000 });
       const ranked = await rpc.rank();
-      assert.deepEqual(ranked.map((e) => e.url), [highUrl, lowUrl, dead]);
+      assert.deepEqual(
+        ranked.map((e) => e.url),
+        [highUrl, lowUrl, dead],
+      );
       assert.equal(ranked[2]!.block, 0);
       high.offline = true;
       const block = await rpc.call<{ block: { header: { number: string } } }>('chain_getBlock');

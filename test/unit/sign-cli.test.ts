@@ -50,13 +50,12 @@ test('signNonce gives a wallet credential that verifies', () => {
 test('sign_tool lines are right-aligned to the longest label', () => {
   const nonce = '3eMPSsEtYRcPBkSMybhtdYA8WtpscTRjjNHR2AYXdFawgKW5LyEiUpr';
   const sig = '2e3059e12892160f736fca6ec0ab258346fa9612736735652eae893a431fab58f629fb185bee52edcca233a9e26394c1453ece51199d8f34956c626bd808b38a';
-  assert.deepEqual(formatSignToolLines({ wallet: WALLET, nonce, nonce_sign: sig }), [
-    `    wallet: ${WALLET}`,
-    `     nonce: ${nonce}`,
-    `nonce_sign: ${sig}`,
-  ]);
+  assert.deepEqual(formatSignToolLines({ wallet: WALLET, nonce, nonce_sign: sig }), [`    wallet: ${WALLET}`, `     nonce: ${nonce}`, `nonce_sign: ${sig}`]);
   const lines = formatSignToolLines({ wallet: WALLET, nonce, nonce_sign: sig, session_id: SESSION, session_id_sign: sig });
-  assert.deepEqual(lines.map((l) => l.indexOf(': ')), [15, 15, 15, 15, 15]);
+  assert.deepEqual(
+    lines.map((l) => l.indexOf(': ')),
+    [15, 15, 15, 15, 15],
+  );
   assert.equal(lines[0], `         wallet: ${WALLET}`);
   assert.equal(lines[4], `session_id_sign: ${sig}`);
 });
@@ -67,7 +66,10 @@ test('dbc sign <wallet> <key> [session_id] prints the original lines with signat
   const lines = run.stdout.trimEnd().split('\n');
   assert.equal(lines.length, 5);
   const m = lines.map((l) => /^ *([a-z_]+): (\S+)$/.exec(l)!);
-  assert.deepEqual(m.map((x) => x[1]), ['wallet', 'nonce', 'nonce_sign', 'session_id', 'session_id_sign']);
+  assert.deepEqual(
+    m.map((x) => x[1]),
+    ['wallet', 'nonce', 'nonce_sign', 'session_id', 'session_id_sign'],
+  );
   assert.equal(lines[0], `         wallet: ${WALLET}`);
   const [wallet, nonce, nonceSign, sessionId, sessionSign] = m.map((x) => x[2]!);
   assert.match(nonceSign!, /^[0-9a-f]{128}$/);

@@ -10,7 +10,10 @@ import { openDb, type Db } from '../../src/store/db.js';
 import { TaskStore } from '../../src/store/tasks.js';
 import { createDisk, createOverlay } from '../../src/storage/qemu-img.js';
 import { SnapshotService, snapshotImageName } from '../../src/storage/snapshots.js';
-import { fakeHost, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
+import { snapshotCreateArgs } from '../../src/node/commands/storage.js';
+import type { ImageServer } from '../../src/images/servers.js';
+import type { Task } from '../../src/domain/task.js';
+import { fakeDeps, fakeTask, FakeHv } from '../helpers/storage-fakes.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const SERVER = { id: 'ID_1', host: '127.0.0.1', port: 1, module: 'images' };
@@ -20,7 +23,16 @@ describe('snapshots', () => {
   let db: Db;
   let store: TaskStore;
   let hv: FakeHv;
-  let snaps: SnapshotService;
+  let service: SnapshotService;
+  /** what the handler calls: `additional` parsed at the edge, then the service */
+  const snaps = {
+    create: async (task: Task, name: unknown, desc: unknown, server: ImageServer | undefined) => {
+      const a = snapshotCreateArgs(task, { snapshot_name: name, desc }, server);
+      return service.create(task, a.name, a.desc, a.server);
+    },
+    get: (task: Task, name: string) => service.get(task, name),
+    remove: (task: Task, name: string) => service.remove(task, name),
+  };
   const busy = new Set<string>();
   const T = 'S1234567890123456789AB';
   const NOBASE = 'N1234567890123456789AB';
@@ -34,12 +46,13 @@ describe('snapshots', () => {
     db = openDb(join(root, 'node.db'));
     store = new TaskStore(db);
     hv = new FakeHv();
-    snaps = new SnapshotService(fakeHost(store, hv, imageDir, join(root, 'vms'), busy), new TransferManager({ repo: new MemoryTransferRepo(), log: quiet }));
+    const deps = fakeDeps(store, hv, imageDir, join(root, 'vms'), busy);
+    service = new SnapshotService(deps, new TransferManager({ repo: new MemoryTransferRepo(), ops: deps.ops, log: quiet }));
     await createDisk(join(imageDir, 'base.qcow2'), 1);
     await createOverlay(join(imageDir, 'base.qcow2'), join(root, 'vms', T, 'vda.qcow2'));
     await createDisk(join(root, 'vms', NOBASE, 'vda.qcow2'), 1);
-    store.insert(fakeTask(T), [{ task_id: T, name: 'vda', path: join(root, 'vms', T, 'vda.qcow2'), size_gb: 0, kind: 'os', owned: 1 }]);
-    store.insert(fakeTask(NOBASE), [{ task_id: NOBASE, name: 'vda', path: join(root, 'vms', NOBASE, 'vda.qcow2'), size_gb: 0, kind: 'os', owned: 1 }]);
+    store.insert(fakeTask(T), [{ task_id: T, name: 'vda', path: join(root, 'vms', T, 'vda.qcow2'), size_gb: 0, kind: 'os', owned: true }]);
+    store.insert(fakeTask(NOBASE), [{ task_id: NOBASE, name: 'vda', path: join(root, 'vms', NOBASE, 'vda.qcow2'), size_gb: 0, kind: 'os', owned: true }]);
   });
   after(() => {
     db.close();

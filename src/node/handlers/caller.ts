@@ -1,10 +1,10 @@
 // Who is asking, for handlers: every node-routed handler behind renter auth has a caller.
-import { NodeErrors } from '../../protocol/errors.js';
-import type { TaskRow } from '../../store/tasks.js';
+import { AuthErrors } from '../../errors/index.js';
+import type { Task } from '../../domain/task.js';
 import type { Caller, NodeContext } from '../context.js';
 
 export function owner(caller: Caller | null): Caller {
-  if (!caller) throw NodeErrors.checkAuthority('no credential given');
+  if (!caller) throw AuthErrors.noCredential();
   return caller;
 }
 
@@ -13,6 +13,6 @@ export function callerAccount(caller: Caller | null): string {
 }
 
 /** the caller's task, or `task_id not exist` */
-export function ownedTask(ctx: NodeContext, taskId: string | undefined, caller: Caller | null): TaskRow {
-  return ctx.engine.owned(taskId ?? '', callerAccount(caller));
+export function ownedTask(ctx: NodeContext, taskId: string | undefined, caller: Caller | null): Task {
+  return ctx.tasks.owned(taskId ?? '', callerAccount(caller));
 }

@@ -1,7 +1,8 @@
 // images/*: the node's image directory and its transfers with image centres (original §10).
-import { StorageErrors } from '../../protocol/errors.js';
+import { StorageErrors } from '../../errors/index.js';
 import type { NodeRequest, RouteId } from '../../protocol/types.js';
 import { validImageServer, type ImageServer } from '../../images/servers.js';
+import { imageDownloadArgs, imageFilenameArg, imageUploadArgs } from '../commands/storage.js';
 import type { Handler } from '../context.js';
 import { callerAccount } from './caller.js';
 
@@ -16,13 +17,13 @@ export function imageServerOf(req: NodeRequest): ImageServer | undefined {
 // open, as the original; a caller who also authenticates (session or signature) gets their snapshots listed too
 const list: Handler = async (ctx, req) => {
   imageServerOf(req);
-  const anonymous = ctx.engine.storage.images.list(undefined);
+  const anonymous = ctx.storage.images.list(undefined);
   try {
     // the nonce is consumed only when the signature shows something of the caller's own: anyone else's valid
     // signature writes nothing (issue 10, finding 6); a replayed nonce is refused by verify() and lists anonymously
     const pending = ctx.auth.verify(req.body, { allowSession: true });
     if (!pending) return { message: anonymous };
-    const mine = ctx.engine.storage.images.list(pending.identity.account);
+    const mine = ctx.storage.images.list(pending.identity.account);
     if (mine.length === anonymous.length) return { message: anonymous };
     pending.commit();
     return { message: mine };
@@ -32,37 +33,40 @@ const list: Handler = async (ctx, req) => {
 };
 
 const download: Handler = async (ctx, req, caller) => {
-  const a = req.body.additional;
-  const row = await ctx.engine.storage.images.download(callerAccount(caller), imageServerOf(req), a.image_filename, a.local_dir);
+  const wallet = callerAccount(caller);
+  const a = imageDownloadArgs(imageServerOf(req), req.body.additional);
+  const row = await ctx.storage.images.download(wallet, a.server, a.file, a.localDir);
   return { message: 'ok', operationId: row.operation_id };
 };
 
 // progress and stop: the caller's own transfers only (another wallet's answer as if there were none)
 const downloadProgress: Handler = async (ctx, req, caller) => ({
-  message: ctx.engine.storage.images.downloadProgress(callerAccount(caller), req.body.additional.image_filename),
+  message: ctx.storage.images.downloadProgress(callerAccount(caller), imageFilenameArg(req.body.additional.image_filename)),
 });
 
 const downloadStop: Handler = async (ctx, req, caller) => {
-  await ctx.engine.storage.images.downloadStop(callerAccount(caller), req.body.additional.image_filename);
+  await ctx.storage.images.downloadStop(callerAccount(caller), imageFilenameArg(req.body.additional.image_filename));
   return { message: 'ok' };
 };
 
 const upload: Handler = async (ctx, req, caller) => {
-  const row = await ctx.engine.storage.images.upload(callerAccount(caller), imageServerOf(req), req.body.additional.image_filename);
+  const wallet = callerAccount(caller);
+  const a = imageUploadArgs(imageServerOf(req), req.body.additional);
+  const row = await ctx.storage.images.upload(wallet, a.server, a.file);
   return { message: 'ok', operationId: row.operation_id };
 };
 
 const uploadProgress: Handler = async (ctx, req, caller) => ({
-  message: ctx.engine.storage.images.uploadProgress(callerAccount(caller), req.body.additional.image_filename),
+  message: ctx.storage.images.uploadProgress(callerAccount(caller), imageFilenameArg(req.body.additional.image_filename)),
 });
 
 const uploadStop: Handler = async (ctx, req, caller) => {
-  await ctx.engine.storage.images.uploadStop(callerAccount(caller), req.body.additional.image_filename);
+  await ctx.storage.images.uploadStop(callerAccount(caller), imageFilenameArg(req.body.additional.image_filename));
   return { message: 'ok' };
 };
 
 const remove: Handler = async (ctx, req, caller) => {
-  await ctx.engine.storage.images.remove(callerAccount(caller), req.body.additional.image_filename);
+  await ctx.storage.images.remove(callerAccount(caller), imageFilenameArg(req.body.additional.image_filename));
   return { message: 'ok' };
 };
 

@@ -1,5 +1,5 @@
 // mining_nodes/*: machine info (open), the renter's session id, dropping caches.
-import { NodeErrors } from '../../protocol/errors.js';
+import { NodeErrors } from '../../errors/index.js';
 import type { RouteId } from '../../protocol/types.js';
 import { listLocalImages } from '../../images/local.js';
 import { miningNodeMessage } from '../../host/mining-node-info.js';
@@ -12,8 +12,8 @@ const info: Handler = async (ctx) => {
       version: ctx.version,
       ip: ctx.publicHost,
       images: listLocalImages(ctx.imageDir).map(({ image_name, image_size }) => ({ image_name, image_size })),
-      gpuUsed: ctx.engine.gpusInUse(),
-      networkMode: ctx.networkMode,
+      gpuUsed: ctx.tasks.gpusInUse(),
+      networkMode: ctx.net.mode,
     }),
   };
 };

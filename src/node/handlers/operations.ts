@@ -1,12 +1,12 @@
 // operations (ours): one operation by id, or the caller's long operations, newest first (additional.task_id
 // narrows to one task).
-import { NodeErrors } from '../../protocol/errors.js';
+import { NodeErrors } from '../../errors/index.js';
 import type { RouteId } from '../../protocol/types.js';
-import type { OperationRow } from '../../store/tasks.js';
+import type { Operation } from '../../ops/index.js';
 import type { Handler } from '../context.js';
 import { callerAccount } from './caller.js';
 
-function operationView(op: OperationRow): Record<string, unknown> {
+function operationView(op: Operation): Record<string, unknown> {
   return {
     operation_id: op.id,
     task_id: op.task_id,
@@ -15,24 +15,28 @@ function operationView(op: OperationRow): Record<string, unknown> {
     progress: op.progress,
     stage: op.stage,
     error: op.error,
+    ...(op.bytes_total > 0 ? { bytes_done: op.bytes_done, bytes_total: op.bytes_total } : {}),
     created_at: new Date(op.created_at).toISOString(),
     updated_at: new Date(op.updated_at).toISOString(),
   };
 }
 
-const get: Handler = async (ctx, req, caller) => ({
-  message: operationView(ctx.engine.operation(req.params.operation_id ?? '', callerAccount(caller))),
-});
+const get: Handler = async (ctx, req, caller) => {
+  const op = ctx.ops.get(req.params.operation_id ?? '');
+  // another renter's operation does not exist for the caller
+  if (!op || op.wallet !== callerAccount(caller)) throw NodeErrors.operationNotExist();
+  return { message: operationView(op) };
+};
 
 const list: Handler = async (ctx, req, caller) => {
   const account = callerAccount(caller);
   const raw = req.body.additional.task_id;
   let taskId: string | undefined;
   if (raw !== undefined && raw !== '' && raw !== 'undefined') {
-    if (typeof raw !== 'string') throw NodeErrors.invalidParam('task_id is invalid');
-    taskId = ctx.engine.owned(raw, account).task_id;
+    if (typeof raw !== 'string') throw NodeErrors.paramInvalid('task_id');
+    taskId = ctx.tasks.owned(raw, account).task_id;
   }
-  const ops = ctx.engine.storage.operationsOf(account, taskId);
+  const ops = ctx.ops.ofWallet(account, taskId);
   return { message: ops.map(operationView) };
 };
 

@@ -1,7 +1,7 @@
 // tasks/*: the VM lifecycle routes of the GPU node.
-import { NodeErrors } from '../../protocol/errors.js';
+import { NodeErrors } from '../../errors/index.js';
 import type { RouteId } from '../../protocol/types.js';
-import type { TaskRow } from '../../store/tasks.js';
+import type { Task } from '../../domain/task.js';
 import { parseCreateParams, parseModifyParams, optString } from '../params.js';
 import type { Handler, NodeContext } from '../context.js';
 
@@ -9,24 +9,21 @@ import { owner, ownedTask } from './caller.js';
 import { nicMac } from '../../net/mac.js';
 
 /** the VM's NICs as the original listed them (name, type, mac_address), plus the model and the LAN or group */
-function interfacesOf(ctx: NodeContext, task: TaskRow): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [
-    { name: 'net0', type: ctx.networkMode === 'bridge' ? 'bridge' : 'user', model: task.nic_model, mac_address: nicMac(task.task_id) },
-  ];
+function interfacesOf(ctx: NodeContext, task: Task): Array<Record<string, unknown>> {
+  const types = ctx.net.nicTypes();
+  const out: Array<Record<string, unknown>> = [{ name: 'net0', type: types.main, model: task.nic_model, mac_address: nicMac(task.task_id) }];
   if (task.network_name) {
-    out.push({ name: 'lan0', type: ctx.networkMode === 'bridge' ? 'bridge' : 'mcast', model: 'virtio', mac_address: nicMac(task.task_id, 'lan0'), network_name: task.network_name });
+    out.push({ name: 'lan0', type: types.lan, model: 'virtio', mac_address: nicMac(task.task_id, 'lan0'), network_name: task.network_name });
   }
-  (JSON.parse(task.multicast) as string[]).forEach((group, i) => {
+  task.multicast.forEach((group, i) => {
     out.push({ name: `mc${i}`, type: 'mcast', model: 'virtio', mac_address: nicMac(task.task_id, `mc${i}`), multicast: group });
   });
   return out;
 }
 
-export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unknown> {
-  const customPorts = JSON.parse(task.custom_ports) as string[];
-  const filters = JSON.parse(task.network_filters) as string[];
-  const disks = ctx.engine.disks(task.task_id);
-  const ops = ctx.engine.operationsOf(task.task_id);
+export function taskDetail(ctx: NodeContext, task: Task): Record<string, unknown> {
+  const disks = ctx.tasks.disks(task.task_id);
+  const ops = ctx.ops.ofTask(task.task_id);
   const detail: Record<string, unknown> = {
     task_id: task.task_id,
     os: task.os,
@@ -48,8 +45,8 @@ export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unkn
     status: task.status,
     image_name: task.image_name,
     bios_mode: task.bios_mode,
-    custom_port: customPorts,
-    disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: ctx.engine.shownDiskPath(task.task_id, d.path) })),
+    custom_port: task.custom_ports,
+    disks: disks.map((d) => ({ name: d.name, size: d.kind === 'os' ? '' : `${d.size_gb}G`, source_file: ctx.tasks.shownDiskPath(task.task_id, d.path) })),
     interface: interfacesOf(ctx, task),
     // ours: structured login info and the latest operation
     login: {
@@ -61,20 +58,19 @@ export function taskDetail(ctx: NodeContext, task: TaskRow): Record<string, unkn
   });
   if (task.rent_order) detail.rent_order = task.rent_order;
   if (task.network_name) detail.network_name = task.network_name;
-  const multicast = JSON.parse(task.multicast) as string[];
-  if (multicast.length > 0) detail.multicast = multicast;
-  const addrs = ctx.engine.net.addresses(task);
+  if (task.multicast.length > 0) detail.multicast = task.multicast;
+  const addrs = ctx.net.addresses(task);
   if (addrs.local_ip) detail.local_ip = addrs.local_ip;
   if (addrs.local_address) detail.local_address = addrs.local_address;
-  if (filters.length > 0) detail.network_filters = filters;
-  if (task.pending !== '{}') detail.pending_changes = JSON.parse(task.pending);
+  if (task.network_filters.length > 0) detail.network_filters = task.network_filters;
+  if (Object.keys(task.pending).length > 0) detail.pending_changes = task.pending;
   if (task.last_error) detail.last_error = task.last_error;
   if (ops[0]) detail.operation = { operation_id: ops[0].id, kind: ops[0].kind, status: ops[0].status, progress: ops[0].progress };
   return detail;
 }
 
 const list: Handler = async (ctx, _req, caller) => ({
-  message: ctx.engine.list(owner(caller).identity.account).map((t) => ({
+  message: ctx.tasks.list(owner(caller).identity.account).map((t) => ({
     task_id: t.task_id,
     create_time: t.create_time,
     desc: t.desc,
@@ -106,14 +102,15 @@ const create: Handler = async (ctx, req, caller) => {
     const hostGpus = (await ctx.inventory.snapshot()).gpuPassthrough.length;
     if (who.rental.gpus > 0 && who.rental.gpus < hostGpus && params.gpuCount !== who.rental.gpus) throw NodeErrors.gpuExactLease();
   }
-  const { task, operationId } = await ctx.engine.create({ account: who.identity.account, rentOrder, rentedGpus }, params);
+  const { task, operationId } = await ctx.tasks.create({ account: who.identity.account, rentOrder, rentedGpus }, params);
   return {
     message: { task_id: task.task_id, create_time: task.create_time, desc: task.desc, status: 'creating', operation_id: operationId },
     operationId,
   };
 };
 
-const power = (action: (ctx: NodeContext, task: TaskRow, force: boolean) => string): Handler =>
+const power =
+  (action: (ctx: NodeContext, task: Task, force: boolean) => string): Handler =>
   async (ctx, req, caller) => {
     const task = ownedTask(ctx, req.params.task_id, caller);
     const force = req.query.force_reboot === 'true' || (/^-?\d+$/.test(req.query.force_reboot ?? '') && Number(req.query.force_reboot) !== 0);
@@ -124,16 +121,16 @@ const power = (action: (ctx: NodeContext, task: TaskRow, force: boolean) => stri
 const logs: Handler = async (ctx, req, caller) => {
   const task = ownedTask(ctx, req.params.task_id, caller);
   const flag = req.query.flag ?? 'tail';
-  if (flag !== 'head' && flag !== 'tail') throw NodeErrors.generic('head_or_tail is invalid');
+  if (flag !== 'head' && flag !== 'tail') throw NodeErrors.headOrTailInvalid();
   const raw = req.query.line_num ?? '100';
   const lines = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
   if (!(lines >= 1 && lines <= 100)) throw NodeErrors.logLinesInvalid();
-  return { message: { task_id: task.task_id, log_content: ctx.engine.logs(task, flag, lines) } };
+  return { message: { task_id: task.task_id, log_content: ctx.tasks.logs(task, flag, lines) } };
 };
 
 const modify: Handler = async (ctx, req, caller) => {
   const task = ownedTask(ctx, req.params.task_id, caller);
-  return { message: await ctx.engine.modify(task, parseModifyParams(req.body.additional)) };
+  return { message: await ctx.tasks.modify(task, parseModifyParams(req.body.additional)) };
 };
 
 const USER_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,31}$/;
@@ -144,9 +141,10 @@ const passwd: Handler = async (ctx, req, caller) => {
   const password = optString(req.body.additional, 'password');
   if (password === undefined) throw NodeErrors.passwordEmpty();
   if (username === undefined) throw NodeErrors.userNameEmpty();
-  if (!USER_RE.test(username)) throw NodeErrors.invalidParam('user name is invalid');
-  if (password.length > 128 || /[\x00-\x1f\x7f]/.test(password)) throw NodeErrors.invalidParam('password is invalid');
-  await ctx.engine.passwd(task, username, password);
+  if (!USER_RE.test(username)) throw NodeErrors.paramInvalid('user name');
+  // eslint-disable-next-line no-control-regex -- refuses control characters in a password
+  if (password.length > 128 || /[\x00-\x1f\x7f]/.test(password)) throw NodeErrors.paramInvalid('password');
+  await ctx.tasks.passwd(task, username, password);
   return { message: 'ok' };
 };
 
@@ -154,13 +152,13 @@ export const taskHandlers: Partial<Record<RouteId, Handler>> = {
   'tasks.list': list,
   'tasks.detail': detail,
   'tasks.create': create,
-  'tasks.start': power((ctx, t) => ctx.engine.start(t)),
-  'tasks.shutdown': power((ctx, t) => ctx.engine.shutdown(t)),
-  'tasks.poweroff': power((ctx, t) => ctx.engine.poweroff(t)),
-  'tasks.stop': power((ctx, t) => ctx.engine.poweroff(t)),
-  'tasks.restart': power((ctx, t, force) => ctx.engine.restart(t, force)),
-  'tasks.reset': power((ctx, t) => ctx.engine.reset(t)),
-  'tasks.delete': power((ctx, t) => ctx.engine.remove(t)),
+  'tasks.start': power((ctx, t) => ctx.tasks.start(t)),
+  'tasks.shutdown': power((ctx, t) => ctx.tasks.shutdown(t)),
+  'tasks.poweroff': power((ctx, t) => ctx.tasks.poweroff(t)),
+  'tasks.stop': power((ctx, t) => ctx.tasks.poweroff(t)),
+  'tasks.restart': power((ctx, t, force) => ctx.tasks.restart(t, force)),
+  'tasks.reset': power((ctx, t) => ctx.tasks.reset(t)),
+  'tasks.delete': power((ctx, t) => ctx.tasks.remove(t)),
   'tasks.logs': logs,
   'tasks.modify': modify,
   'tasks.passwd': passwd,
