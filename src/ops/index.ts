@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './events.js';
 export * from './operations.js';
 export * from './memory.js';
+export * from './task-lock.js';

@@ -18,7 +18,8 @@ import { OperationCancelled, type OpContext, type OpHandle, type OpOutcome } fro
 import { StorageErrors, publicErrorText } from '../errors/index.js';
 import type { SnapshotRow, TransferRow } from '../store/tasks.js';
 import { formatBytes, localTimestamp, randomBase58 } from '../util/format.js';
-import { requireIdle, taskLock, type StorageDeps } from './deps.js';
+import { requireIdle, taskLock } from '../ops/index.js';
+import type { StorageDeps } from './deps.js';
 import { convertIncremental, imageFacts, rebaseUnsafe } from './qemu-extra.js';
 import { snapshotOwner, SnapshotRecovery, uploadRequestOf, type UploadStarter } from './snapshot-recovery.js';
 

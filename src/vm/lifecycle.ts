@@ -11,9 +11,9 @@
 import { rmSync } from 'node:fs';
 import type { CreateParams, ModifyParams, TaskOwner } from '../domain/commands.js';
 import { STORED_TASK_ID_RE } from '../domain/ids.js';
-import { isTransient, type Disk, type ErrorStatus, type Task, type TaskStatus, type TransientStatus } from '../domain/task.js';
+import type { Disk, ErrorStatus, Task, TaskStatus, TransientStatus } from '../domain/task.js';
 import type { NetworkDriver } from '../net/driver.js';
-import type { OpContext, Operations } from '../ops/index.js';
+import { requireIdle, taskLock, type OpContext, type Operations } from '../ops/index.js';
 import { NodeErrors, publicErrorText } from '../errors/index.js';
 import type { StorageService } from '../storage/service.js';
 import type { TaskStore } from '../store/tasks.js';
@@ -326,7 +326,7 @@ export class TaskLifecycle {
   }
 
   private requireSettled(task: Task): void {
-    if (this.isBusy(task.task_id) || isTransient(task.status)) throw NodeErrors.taskBusy(task.status);
+    requireIdle(this.d.ops, task);
   }
 
   /**
@@ -340,7 +340,7 @@ export class TaskLifecycle {
       taskId: id,
       wallet: task.wallet,
       resumeId: opts.resumeId,
-      lock: { key: id, wait: opts.queue, busy: () => NodeErrors.taskBusy(task.status) },
+      lock: taskLock(task, opts.queue),
       onStart: () => {
         if (!opts.creating) this.d.store.update(id, { status: plan.transient, want_running: plan.wantRunning });
       },

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fakeTask } from '../helpers/storage-fakes.js';
 import type { Task } from '../../src/domain/task.js';
 import { BridgeNetwork, LAN_BRIDGE, LAN_VXLAN, TAP_LAN, TAP_MAIN } from '../../src/net/bridge-mode.js';
 import { UserNetwork, type NetworkDriver } from '../../src/net/driver.js';
@@ -55,41 +56,7 @@ let seq = 0;
 /** a task as the store gives it; a fresh id each time */
 function taskOf(p: Partial<Task> = {}): Task {
   const id = `cn${randomBytes(4).toString('hex')}${String(++seq).padStart(12, '0')}`;
-  return {
-    task_id: id,
-    wallet: 'w1',
-    rent_order: '',
-    status: 'running',
-    desc: '',
-    create_time: '',
-    created_at: 0,
-    image_name: 'x.qcow2',
-    os: 'linux',
-    bios_mode: 'legacy',
-    nic_model: 'virtio',
-    ssh_port: 0,
-    rdp_port: 0,
-    vnc_port: 5901,
-    vnc_password: 'p',
-    login_user: 'dbc',
-    login_password: 'p',
-    cpu_cores: 1,
-    mem_size_gb: 1,
-    gpu_count: 0,
-    gpus: [],
-    disk_size_gb: 1,
-    custom_ports: [],
-    multicast: [],
-    network_name: '',
-    network_filters: [],
-    public_ip: '',
-    pending: {},
-    want_running: true,
-    last_error: '',
-    closed_at: null,
-    updated_at: 0,
-    ...p,
-  };
+  return fakeTask(id, { status: 'running', want_running: true, ...p });
 }
 
 function refusal(fn: () => unknown): string {
