@@ -4,8 +4,8 @@
 //         request), through
 //           in_process  `dbc up` (HTTP API and GPU node in one process), and
 //           p2p         `dbc client` -> libp2p (TCP, Noise, Yamux) -> `dbc node`, with a `dbc seed`; every role its
-//                       own process; once with --rpc-mode stream (one stream per request, the default) and once with
-//                       --rpc-mode mux (requests share long-lived streams).
+//                       own process; once with --rpc-mode stream (one stream per request, the fallback) and once with
+//                       --rpc-mode mux (requests share long-lived streams, the default).
 //         Keep-alive HTTP, CONCURRENCY requests in flight, WARMUP_S then SECONDS per mode; req/s, p50, p99.
 //         Targets: p2p throughput >= 2,000 req/s and relay overhead (in_process / p2p throughput, and p2p / in_process
 //         p50) <= 1.5x.

@@ -1,6 +1,8 @@
-// The HTTP gateway flags shared by `dbc up` and `dbc client`: server limits and the failed-auth budget
-// (docs/request-flow.md "HTTP limits").
+// The gateway flags shared by `dbc up` and `dbc client` (api/gateway.ts): image centres and their upload
+// credentials, the local image centre, HTTP server limits and the failed-auth budget (docs/request-flow.md
+// "HTTP limits").
 import type { Command } from 'commander';
+import type { ImageCentreOptions } from '../api/gateway.js';
 import type { AuthBudgetOptions } from '../api/auth-budget.js';
 import { DEFAULT_AUTH_BUDGET } from '../api/auth-budget.js';
 import type { HttpLimits } from '../api/server.js';
@@ -59,4 +61,44 @@ export function httpFromFlags(o: HttpFlags): { http: Partial<HttpLimits>; authBu
   const windowMs = ms(o.httpAuthFailWindow, 'http-auth-fail-window', 1, 86400);
   if (windowMs !== undefined) authBudget.windowMs = windowMs;
   return { http, authBudget };
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** the image centre flags and the HTTP flags; `localImageServer` is the default of --local-image-server */
+export function addGatewayOptions(cmd: Command, o: { localImageServer: boolean }): Command {
+  cmd
+    .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collect, [])
+    .option(
+      '--image-server-secret <host:port/module=[upload_module/]user:/password-file>',
+      'upload credentials for an image centre (docs/storage.md); repeatable',
+      collect,
+      [],
+    );
+  if (o.localImageServer) {
+    cmd.option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)');
+  } else {
+    cmd.option('--local-image-server', 'start a local image centre (rsync daemon on DATA_DIR/image-server/) as the first free ID_n', false);
+  }
+  cmd.option('--local-image-server-host <addr>', 'the address GPU nodes reach the local image centre at (default: --host; 127.0.0.1 for 0.0.0.0)');
+  return addHttpOptions(cmd);
+}
+
+export interface GatewayFlags extends HttpFlags {
+  imageServer?: string[];
+  imageServerSecret?: string[];
+  localImageServer?: boolean;
+  localImageServerHost?: string;
+}
+
+export function gatewayFromFlags(
+  o: GatewayFlags,
+): Pick<ImageCentreOptions, 'imageServers' | 'imageServerSecrets' | 'localImageServer' | 'advertise'> & ReturnType<typeof httpFromFlags> {
+  return {
+    imageServers: o.imageServer ?? [],
+    imageServerSecrets: o.imageServerSecret ?? [],
+    localImageServer: o.localImageServer === true,
+    ...(o.localImageServerHost ? { advertise: o.localImageServerHost } : {}),
+    ...httpFromFlags(o),
+  };
 }

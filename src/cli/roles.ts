@@ -9,11 +9,11 @@ import { placeFile } from '../util/files.js';
 import { ImageServerSecrets } from '../images/secrets.js';
 import { Command, Option } from 'commander';
 import pino, { type Logger as Pino } from 'pino';
-import { buildApi } from '../api/server.js';
+import { startGateway, startImageCentres, walletAllowlist, type ImageCentres } from '../api/gateway.js';
 import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
 import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
 import { addStorageOptions, storageFromFlags } from './storage-flags.js';
-import { addHttpOptions, httpFromFlags, type HttpFlags } from './http-flags.js';
+import { addGatewayOptions, gatewayFromFlags, type GatewayFlags } from './http-flags.js';
 import type { AuthBudgetOptions } from '../api/auth-budget.js';
 import type { HttpLimits } from '../api/server.js';
 import { BindingDirectory } from '../p2p/directory.js';
@@ -275,6 +275,16 @@ export function registerNode(program: Command): void {
 
 export interface ClientRoleOptions extends CommonOpts {
   httpPort: number;
+  /** image centres `ID,host,port,module` (the original's image_server=) */
+  imageServers?: string[];
+  /** upload credentials `host:port/module=[upload_module/]user:/path/to/password-file` (docs/storage.md) */
+  imageServerSecrets?: string[];
+  /** start a local image centre (rsync daemon on DIR/image-server/) as the first free ID_n; default false */
+  localImageServer?: boolean;
+  /** the address GPU nodes reach the local centre at (default: host; 127.0.0.1 for 0.0.0.0) */
+  advertise?: string;
+  /** wallets that may use the client-local upload forms (uploads from DIR/images); none: those forms are refused */
+  uploadWallets?: string[];
   host: string;
   requestTimeoutMs?: number;
   resolveTimeoutMs?: number;
@@ -287,51 +297,86 @@ export interface ClientRoleOptions extends CommonOpts {
 
 export async function runClient(o: ClientRoleOptions) {
   const logger = roleLogger(o.dataDir);
-  const host = await startHost('client', o);
-  const transport = new P2PTransport(host, {
-    logger,
-    defaultTimeoutMs: o.requestTimeoutMs,
-    resolveTimeoutMs: o.resolveTimeoutMs,
-    refreshMs: o.refreshMs,
-    rpcMode: o.rpcMode,
-  });
-  await transport.start();
-  const api = await buildApi({ transport, logger: false, requestTimeoutMs: o.requestTimeoutMs, http: o.http, authBudget: o.authBudget });
+  const allow = o.uploadWallets && o.uploadWallets.length > 0 ? await walletAllowlist(o.dataDir, o.uploadWallets) : undefined;
+  let centres: ImageCentres | undefined;
+  let host: Host | undefined;
+  let transport: P2PTransport | undefined;
   try {
-    await api.listen({ port: o.httpPort, host: o.host });
+    centres = await startImageCentres({
+      imageServers: o.imageServers,
+      imageServerSecrets: o.imageServerSecrets,
+      localImageServer: o.localImageServer === true,
+      dataDir: o.dataDir,
+      host: o.host,
+      advertise: o.advertise,
+    });
+    host = await startHost('client', o);
+    transport = new P2PTransport(host, {
+      logger,
+      defaultTimeoutMs: o.requestTimeoutMs,
+      resolveTimeoutMs: o.resolveTimeoutMs,
+      refreshMs: o.refreshMs,
+      rpcMode: o.rpcMode,
+    });
+    await transport.start();
+    const gateway = await startGateway({
+      transport,
+      host: o.host,
+      httpPort: o.httpPort,
+      centres,
+      localImageDir: join(o.dataDir, 'images'),
+      log: logger,
+      authenticate: allow?.authenticate,
+      requestTimeoutMs: o.requestTimeoutMs,
+      http: o.http,
+      authBudget: o.authBudget,
+    });
+    const file = writeRoleFile(o.dataDir, 'client', roleFile(host, { api: gateway.url }));
+    logger.info({ file, api: gateway.url, peer_id: host.peerId.toString(), image_servers: centres.servers.map((s) => s.id) }, 'dbc client ready');
+    const [h, t, c] = [host, transport, centres];
+    return {
+      host: h,
+      transport: t,
+      api: gateway.url,
+      images: gateway.images,
+      close: async () => {
+        await gateway.close();
+        await t.stop();
+        await h.stop();
+        await c.close();
+        allow?.close();
+      },
+    };
   } catch (err) {
-    await transport.stop();
-    await host.stop();
+    try {
+      await transport?.stop();
+      await host?.stop();
+    } catch {
+      // closing anyway
+    }
+    await centres?.close();
+    allow?.close();
     throw err;
   }
-  const address = api.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.httpPort;
-  const apiUrl = `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
-  const file = writeRoleFile(o.dataDir, 'client', roleFile(host, { api: apiUrl }));
-  logger.info({ file, api: apiUrl, peer_id: host.peerId.toString() }, 'dbc client ready');
-  return {
-    host,
-    transport,
-    api: apiUrl,
-    close: async () => {
-      await api.close();
-      await transport.stop();
-      await host.stop();
-    },
-  };
 }
 
 export function registerClient(program: Command): void {
-  addHttpOptions(common(program.command('client').description('run the client gateway: the DBC HTTP API, relaying to GPU nodes over P2P')))
+  addGatewayOptions(common(program.command('client').description('run the client gateway: the DBC HTTP API, relaying to GPU nodes over P2P')), {
+    localImageServer: false,
+  })
+    .option('--upload-wallet <wallet>', 'a wallet that may upload images from DATA_DIR/images (the client-local images/upload forms); repeatable', collect)
     .option('--http-port <n>', 'HTTP API port', '5052')
     .option('--host <addr>', 'address the HTTP API listens on', '127.0.0.1')
     .option('--request-timeout <seconds>', 'how long to wait for a GPU node (original: 30)', '30')
     .option('--resolve-timeout <seconds>', 'how long to look for an unknown node_id', '2')
     .option('--refresh <seconds>', 'how often the seeds are asked for node bindings', '5')
     .addOption(
-      new Option('--rpc-mode <mode>', 'stream: one libp2p stream per request; mux: requests share long-lived streams (faster)')
+      new Option(
+        '--rpc-mode <mode>',
+        'mux: requests share long-lived streams (default; falls back to streams for a node that does not speak it); stream: one libp2p stream per request',
+      )
         .choices(['stream', 'mux'])
-        .default('stream'),
+        .default('mux'),
     )
     .action(async (opts: CommonOpts & Record<string, string>) => {
       const dataDir = resolve(opts.dataDir);
@@ -344,7 +389,8 @@ export function registerClient(program: Command): void {
         resolveTimeoutMs: num(opts.resolveTimeout, 'resolve-timeout', 0.05, 60) * 1000,
         refreshMs: num(opts.refresh, 'refresh', 0.2, 3600) * 1000,
         rpcMode: opts.rpcMode as RpcMode,
-        ...httpFromFlags(opts as HttpFlags),
+        uploadWallets: opts.uploadWallet as unknown as string[] | undefined,
+        ...gatewayFromFlags(opts as unknown as GatewayFlags),
       });
       console.log(JSON.stringify(roleFile(client.host, { api: client.api })));
       untilSignal(client.close, roleLogger(dataDir));

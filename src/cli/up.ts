@@ -7,23 +7,20 @@ import { basename, join, resolve } from 'node:path';
 import { placeFile } from '../util/files.js';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { buildApi } from '../api/server.js';
+import { startGateway, startImageCentres } from '../api/gateway.js';
 import { InProcessTransport } from '../api/in-process.js';
 import { identityFromSeed } from '../auth/identity.js';
 import { startGpuNode, nodeLayout, type NetworkConfig } from '../node/bootstrap.js';
 import { addNetworkOptions, networkFromFlags, type NetworkFlags } from './network.js';
 import { addStorageOptions, storageFromFlags } from './storage-flags.js';
-import { addHttpOptions, httpFromFlags, type HttpFlags } from './http-flags.js';
+import { addGatewayOptions, gatewayFromFlags, type GatewayFlags } from './http-flags.js';
 import type { AuthBudgetOptions } from '../api/auth-budget.js';
 import type { HttpLimits } from '../api/server.js';
 import { LocalRentals } from '../rental/local.js';
 import { FakeChain } from '../rental/fake-chain.js';
 import { addRentalOptions, chainRentalsFactory, fakeChainHelp, rentalsFromFlags, type ChainRentalsConfig, type RentalsKind } from './chain.js';
 import { signNonce } from './sign.js';
-import { ClientImages } from '../images/client.js';
-import { startRsyncDaemon, type RsyncDaemon } from '../images/daemon.js';
-import { parseImageServer, type ImageServer } from '../images/servers.js';
-import { ImageServerSecrets, parseImageServerSecret } from '../images/secrets.js';
+import type { ImageServer } from '../images/servers.js';
 import { AuthErrors } from '../errors/index.js';
 import { defaultDataDir, packageRoot } from './paths.js';
 
@@ -48,6 +45,8 @@ export interface UpOptions {
   imageServerSecrets?: string[];
   /** start the local image centre (rsync daemon on DIR/image-server/) as the first free ID_n; default true */
   localImageServer?: boolean;
+  /** the address the node reaches the local centre at (default: host; 127.0.0.1 for 0.0.0.0) */
+  advertise?: string;
   /** directories besides the image directory that mount_dir / local_dir may name */
   allowDirs?: string[];
   /** the node's network mode (default user) and the LAN idle time */
@@ -116,40 +115,36 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
   const layout = nodeLayout(o.dataDir);
   const image = await ensureImage(layout.imageDir, o.image, say);
 
-  const configuredServers = (o.imageServers ?? []).map(parseImageServer);
-  for (const t of o.imageServerSecrets ?? []) parseImageServerSecret(t); // refuse a bad flag before anything starts
+  // the image centres (a bad flag is refused before anything starts), the local one seeded with the base image as
+  // ID_1 unless --image-server took that id; the node (relayed uploads, snapshots, resumed uploads) and the gateway
+  // (its own uploads) hold the upload credentials, requests never carry them
+  const centres = await startImageCentres({
+    imageServers: o.imageServers,
+    imageServerSecrets: o.imageServerSecrets,
+    localImageServer: o.localImageServer !== false,
+    dataDir: o.dataDir,
+    host: o.host,
+    advertise: o.advertise,
+    seed: [join(layout.imageDir, image)],
+  });
   const kind = o.rentals ?? 'local';
   let fake: FakeChain | undefined;
   let chainRpc: string[] | undefined;
   if (kind === 'chain-fake') {
     fake = new FakeChain({ autoAdvance: true });
-    chainRpc = [await fake.listen(0, '127.0.0.1')];
+    chainRpc = [
+      await fake.listen(0, '127.0.0.1').catch(async (err: unknown) => {
+        await centres.close();
+        throw err;
+      }),
+    ];
   } else if (kind === 'chain') {
     chainRpc = o.chain?.endpoints ?? [];
-    if (chainRpc.length === 0) throw new Error('rentals chain needs at least one chain RPC endpoint');
+    if (chainRpc.length === 0) {
+      await centres.close();
+      throw new Error('rentals chain needs at least one chain RPC endpoint');
+    }
   }
-  // the local image centre, seeded with the base image: ID_1 unless --image-server took that id
-  let daemon: RsyncDaemon | undefined;
-  if (o.localImageServer !== false) {
-    const taken = new Set(configuredServers.map((s) => s.id));
-    let n = 1;
-    while (taken.has(`ID_${n}`)) n++;
-    daemon = await startRsyncDaemon({
-      dir: o.dataDir,
-      id: `ID_${n}`,
-      host: o.host,
-      advertise: o.host === '0.0.0.0' ? '127.0.0.1' : o.host,
-      seed: [join(layout.imageDir, image)],
-    }).catch(async (err: unknown) => {
-      await fake?.close();
-      throw err;
-    });
-  }
-  // upload credentials (before the node starts: it resumes interrupted uploads): the local centre's from the daemon just started, others from --image-server-secret; the
-  // node (relayed uploads, snapshots) and the client gateway (its own uploads) hold them, requests never carry them
-  const secrets = new ImageServerSecrets();
-  for (const t of o.imageServerSecrets ?? []) secrets.add(t);
-  if (daemon) secrets.set(daemon.server, daemon.upload);
   const running = await startGpuNode({
     dataDir: o.dataDir,
     name: 'dbc-up',
@@ -164,9 +159,9 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     lanIdleMs: o.lanIdleMs,
     diskOvercommit: o.diskOvercommit,
     auth: { nonceWindowMs: o.nonceWindowMs, failureBudget: o.walletAuthBudget },
-    imageSecrets: secrets,
+    imageSecrets: centres.secrets,
   }).catch(async (err: unknown) => {
-    await daemon?.stop();
+    await centres.close();
     await fake?.close();
     throw err;
   });
@@ -189,11 +184,13 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
   }
 
   running.storage.allowDirs((o.allowDirs ?? []).map((d) => resolve(d)));
-  const images = new ClientImages({
-    servers: [...(daemon ? [daemon.server] : []), ...configuredServers],
-    localDir: layout.imageDir,
+  const gateway = await startGateway({
+    transport: new InProcessTransport(running.node),
+    host: o.host,
+    httpPort: o.httpPort,
+    centres,
+    localImageDir: layout.imageDir,
     log: logger,
-    secrets,
     // client-local uploads: the node's own check_authority (rental first, then the nonce), never a renter's disk
     authenticate: async (body) => {
       const caller = await running.node.authorizeFor('images.upload', body);
@@ -201,17 +198,19 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
       return caller.identity.account;
     },
     isTaskDisk: (file) => running.storage.images.isTaskDisk(file),
+    http: o.http,
+    authBudget: o.authBudget,
+  }).catch(async (err: unknown) => {
+    await running.close();
+    await centres.close();
+    await fake?.close();
+    throw err;
   });
-
-  const api = await buildApi({ transport: new InProcessTransport(running.node), logger: false, images, http: o.http, authBudget: o.authBudget });
-  await api.listen({ port: o.httpPort, host: o.host });
-  const address = api.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.httpPort;
-  const apiUrl = `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host}:${port}`;
+  const apiUrl = gateway.url;
 
   const devnet: Devnet = { api: apiUrl, node_id: running.identity.nodeId, renter: { wallet: renter.address, seed }, image, rentals: kind };
   if (chainRpc) devnet.chain_rpc = chainRpc;
-  devnet.image_servers = images.registry.list();
+  devnet.image_servers = gateway.images.registry.list();
   const file = join(o.dataDir, 'devnet.json');
   writeFileSync(`${file}.tmp`, JSON.stringify(devnet, null, 2) + '\n', { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -223,10 +222,9 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     devnet,
     close() {
       closing ??= (async () => {
-        await api.close();
-        await images.close();
+        await gateway.close();
         await running.close();
-        await daemon?.stop();
+        await centres.close();
         await fake?.close();
         logger.flush();
       })();
@@ -287,19 +285,11 @@ export function registerUp(program: Command): void {
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
-    .option('--image-server <ID,host,port,module>', 'an image centre (rsync daemon), as the original image_server=; repeatable', collectList, [])
-    .option(
-      '--image-server-secret <host:port/module=[upload_module/]user:/password-file>',
-      'upload credentials for an image centre (docs/storage.md); repeatable',
-      collectList,
-      [],
-    )
-    .option('--no-local-image-server', 'do not start the local image centre (rsync daemon on DATA_DIR/image-server/)')
     .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, [])
     .option('--nonce-window <seconds>', 'replay window: used wallet nonces are remembered this long (docs/request-flow.md)', String(7 * 24 * 3600))
     .option('--wallet-auth-fail-limit <n>', 'failed authentications per wallet in a burst before its requests are refused unverified (0: no budget)', '10')
     .option('--wallet-auth-fail-window <seconds>', 'a spent --wallet-auth-fail-limit refills completely in this time', '60');
-  addHttpOptions(addStorageOptions(addNetworkOptions(cmd)));
+  addGatewayOptions(addStorageOptions(addNetworkOptions(cmd)), { localImageServer: true });
   addRentalOptions(cmd, { allowFake: true }).action(async (opts: Record<string, string> & { chainRpc?: string[]; chainTerminatingRental?: boolean }) => {
     const num = (k: string, min: number, max: number) => {
       const n = Number(opts[k]);
@@ -318,16 +308,13 @@ export function registerUp(program: Command): void {
       deleteGraceMs: num('deleteGrace', 0, 365 * 86400) * 1000,
       rentals: rentals.kind,
       chain: rentals.chain,
-      imageServers: opts.imageServer as unknown as string[],
-      imageServerSecrets: opts.imageServerSecret as unknown as string[],
-      localImageServer: (opts as unknown as { localImageServer?: boolean }).localImageServer !== false,
       allowDirs: opts.allowDir as unknown as string[],
       network: net.network,
       lanIdleMs: net.lanIdleMs,
       nonceWindowMs: num('nonceWindow', 60, 365 * 86400) * 1000,
       walletAuthBudget: { failures: Math.floor(num('walletAuthFailLimit', 0, 1_000_000)), windowMs: num('walletAuthFailWindow', 1, 86400) * 1000 },
       ...storageFromFlags(opts as { diskOvercommit?: string }),
-      ...httpFromFlags(opts as HttpFlags),
+      ...gatewayFromFlags(opts as unknown as GatewayFlags),
     });
     const stop = () => {
       up.close().then(

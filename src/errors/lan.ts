@@ -5,7 +5,6 @@ import { define, E_DEFAULT, type ErrorArg } from './dbc-error.js';
 const e = <A extends readonly ErrorArg[] = []>(code: string, text: string, where: string) => define<A>({ code, errcode: E_DEFAULT, http: 200, text, where });
 
 const CIDR_INVALID = 'invalid ip cidr';
-const CIDR_EXISTS = 'ip cidr already exist';
 
 export const LanErrors = {
   nameEmpty: e('LAN_NAME_EMPTY', 'network name can not be empty', 'lan/create without network_name'),
@@ -40,15 +39,6 @@ export const LanErrors = {
     'LAN_CIDR_RESERVED',
     `${CIDR_INVALID}: {cidr} overlaps {what} {reserved}`,
     'ip_cidr overlapping a network the node uses itself; ours',
-  ),
-  /**
-   * the original's text plus which network it overlaps (ours)
-   * @deprecated being removed (issue 11): use cidrOverlapsNetwork(cidr, name, otherCidr)
-   */
-  cidrOverlapsNetwork: e<[cidr: string, name: string, otherCidr: string]>(
-    'LAN_CIDR_OVERLAPS',
-    `${CIDR_EXISTS}: {cidr} overlaps network {name} ({other})`,
-    'ip_cidr overlapping another LAN of the same renter',
   ),
   notExist: e('LAN_NOT_EXIST', 'network name not exist', 'lan/<name>, lan/delete of an unknown LAN'),
   notOwner: e('LAN_NOT_OWNER', 'wallet error, you are not the owner of the network', "lan/delete of another renter's LAN"),

@@ -166,6 +166,10 @@ export class BridgeNetwork extends BaseNetwork implements NetworkDriver {
     const cidr = parseCidr(row.ip_cidr) as Cidr;
     try {
       await ensureBridge(bridge, { address: `${this.lans.serverIp(row)}/${cidr.prefix}`, mtu: LAN_MTU });
+      // LANs may share a subnet (and so this server address): the host's route to it is the first such bridge's,
+      // so strict reverse-path filtering would drop the other LANs' ARP and unicast DHCP renewals. Loose mode on
+      // each LAN bridge; dnsmasq answers on its own interface, and nftables lets nothing but DHCP in or across.
+      await setSysctl(`net.ipv4.conf.${bridge}.rp_filter`, '2');
       await ensureVxlan(`${LAN_VXLAN}${row.name}`, { vni: row.vni, local: this.o.underlay, bridge, peers: this.o.peers, mtu: LAN_MTU });
       let dhcp = this.lanDhcp.get(row.name);
       if (!dhcp) {

@@ -1,7 +1,8 @@
 // Private LANs (original §11): the registry behind lan/create, lan, lan/<name>, lan/delete/<name> and
-// tasks/start's network_name. Taken names and overlaps with the original's texts (syntax: lan-input.ts), the VXLAN
-// id, this host's share of each LAN's addresses, and static DHCP leases for the member VMs. Devices and DHCP servers
-// are the network driver's; the API's LAN operations are lan-service.ts.
+// tasks/start's network_name. Taken names and overlaps with the node's own networks, with the original's texts
+// (syntax: lan-input.ts; LANs may overlap each other, as in the original), the VXLAN id, this host's share of each
+// LAN's addresses, and static DHCP leases for the member VMs. Devices and DHCP servers are the network driver's; the
+// API's LAN operations are lan-service.ts.
 import { createHash } from 'node:crypto';
 import { LanErrors } from '../errors/index.js';
 import type { AddressRow, NetworkRow, NetworkStore } from '../store/networks.js';
@@ -48,7 +49,7 @@ export class LanRegistry {
   create(wallet: string, name: string, ipCidr: string): NetworkRow {
     const n = checkLanName(name);
     if (this.store.get(n)) throw LanErrors.nameExists();
-    const cidr = this.validateCidr(ipCidr, wallet);
+    const cidr = this.validateCidr(ipCidr);
     const vni = vniOf(wallet, n);
     if (this.store.all().some((r) => r.vni === vni)) throw LanErrors.vniFull();
     const now = this.opts.now();
@@ -185,17 +186,16 @@ export class LanRegistry {
     return r;
   }
 
-  private validateCidr(text: string, wallet: string): Cidr {
+  /**
+   * The subnet's syntax and the networks of the node itself. Not other LANs, the same renter's included (the
+   * original had no such check; the rental website creates every LAN with 192.168.66.0/24): each LAN is its own L2
+   * segment (its own VXLAN id; in bridge mode its own bridge and dnsmasq, in user mode its own multicast group), and
+   * a VM joins at most one LAN (network_name is a single value), so no VM sees two overlapping ranges.
+   */
+  private validateCidr(text: string): Cidr {
     const c = parseLanCidr(text, this.opts.hostCount);
     for (const r of this.reserved) {
       if (overlaps(c, r.cidr)) throw LanErrors.cidrReserved(formatCidr(c), r.what, r.text);
-    }
-    // the same renter's LANs are reachable from one VM at a time only, but two of them with overlapping ranges on
-    // one host would make the host's own DHCP addresses ambiguous; other renters' LANs are separate segments
-    for (const other of this.store.all()) {
-      if (other.wallet !== wallet) continue;
-      const oc = parseCidr(other.ip_cidr);
-      if (oc && overlaps(c, oc)) throw LanErrors.cidrOverlapsNetwork(formatCidr(c), other.name, other.ip_cidr);
     }
     return c;
   }

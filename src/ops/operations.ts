@@ -76,8 +76,8 @@ export class OperationCancelled extends Error {
 }
 
 export class Operations {
-  /** key -> settles when its holder lets go (unlock or end) */
-  private readonly locks = new Map<string, Promise<void>>();
+  /** key -> how many operations hold or wait for it, and what settles when the last of them lets go */
+  private readonly locks = new Map<string, { holders: number; tail: Promise<void> }>();
   private readonly live = new Map<string, AbortController>();
   private readonly running = new Set<Promise<unknown>>();
   private readonly resumers = new Map<string, Resumer>();
@@ -122,17 +122,26 @@ export class Operations {
     const id = op.id;
     const abort = new AbortController();
     this.live.set(id, abort);
-    const previous = o.lock ? this.locks.get(o.lock.key) : undefined;
+    let previous: Promise<void> | undefined;
     let release: () => void = () => undefined;
     if (o.lock) {
       const key = o.lock.key;
-      const released = new Promise<void>((resolve) => (release = resolve));
+      const entry = this.locks.get(key) ?? { holders: 0, tail: Promise.resolve() };
+      previous = entry.holders > 0 ? entry.tail : undefined;
+      let resolve: () => void = () => undefined;
+      const released = new Promise<void>((r) => (resolve = r));
       // a queued holder lets go only after the one before it did
-      const mine = previous ? Promise.all([previous, released]).then(() => undefined) : released;
-      this.locks.set(key, mine);
-      void mine.then(() => {
-        if (this.locks.get(key) === mine) this.locks.delete(key);
-      });
+      entry.tail = previous ? Promise.all([previous, released]).then(() => undefined) : released;
+      entry.holders++;
+      this.locks.set(key, entry);
+      let letGo = false;
+      release = () => {
+        if (letGo) return;
+        letGo = true;
+        resolve();
+        // the key is free the moment its last holder lets go (no microtask lag for isLocked)
+        if (--entry.holders === 0 && this.locks.get(key) === entry) this.locks.delete(key);
+      };
     }
     const ctx: OpContext = { id, signal: abort.signal, progress: (p) => this.progress(id, p), unlock: () => release() };
     o.onStart?.(id);

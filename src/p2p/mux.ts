@@ -1,4 +1,5 @@
-// The multiplexed variant of the request protocol, /dbc/rpc-mux/1.0.0 (opt-in on the client: --rpc-mode mux).
+// The multiplexed variant of the request protocol, /dbc/rpc-mux/1.0.0 (the client's default; --rpc-mode stream, or a
+// node that does not speak it, falls back to one stream per request).
 // Same frames as /dbc/rpc/1.0.0 plus an `id`; a client keeps a few long-lived streams per node and sends many
 // requests on each, the node answers each frame as soon as it is handled (out of order, matched by id).
 //

@@ -4,8 +4,10 @@
 // reader refuses a length prefix above its limit before reading the data, and aborts the stream.
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import { ClientErrors } from '../errors/index.js';
 import { ROUTES } from '../protocol/routes.js';
 import type { NodeReply, NodeRequest } from '../protocol/types.js';
+import { isTimeoutError, withDeadline } from '../util/deadline.js';
 
 export const RPC_PROTOCOL = '/dbc/rpc/1.0.0';
 export const FRAME_VERSION = 1;
@@ -192,6 +194,8 @@ export interface ServeStreamOptions {
   readTimeoutMs?: number;
   /** refuse at once (BUSY) instead of handling */
   busy?: () => boolean;
+  /** a request was answered `<op> timeout` at its deadline */
+  onDeadline?: (req: NodeRequest) => void;
 }
 
 /** the reply frame for a parsed request: WRONG_NODE, BUSY, the node's reply, or INTERNAL; never throws */
@@ -202,8 +206,15 @@ export async function replyTo(frame: RpcRequestFrame, o: ServeStreamOptions): Pr
   }
   if (o.busy?.()) return { v: 1, ...id, ok: false, error: { code: 'BUSY', message: 'node busy, too many requests in flight' } };
   try {
-    return { v: 1, ...id, ok: true, reply: await o.handle(frame.req, frame.deadline_ms) };
+    // the request's deadline holds on the node too: at it the node answers `<op> timeout` and frees the stream or mux
+    // slot; work that already began (a create) goes on and shows in tasks/<id>
+    const reply = await withDeadline(o.handle(frame.req, frame.deadline_ms), frame.deadline_ms, `deadline of ${frame.deadline_ms} ms passed on the node`);
+    return { v: 1, ...id, ok: true, reply };
   } catch (err) {
+    if (isTimeoutError(err)) {
+      o.onDeadline?.(frame.req);
+      return { v: 1, ...id, ok: true, reply: ClientErrors.timeout(ROUTES[frame.req.route]?.op ?? 'request').toEnvelope() };
+    }
     return { v: 1, ...id, ok: false, error: { code: 'INTERNAL', message: asError(err).message } };
   }
 }

@@ -48,6 +48,8 @@ export class NodeService {
   private stopped = false;
   /** requests answered so far (tests, logs) */
   served = 0;
+  /** requests answered `<op> timeout` at their deadline */
+  timedOut = 0;
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId; protocols: string[] }>) => {
     if (evt.detail.protocols.includes(BINDING_PUSH_PROTOCOL)) void this.pushTo(evt.detail.peerId);
   };
@@ -75,7 +77,7 @@ export class NodeService {
       maxReplyBytes: this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
       readTimeoutMs: this.o.readTimeoutMs,
       busy: () => this.inflight >= maxInflight,
-      handle: async (req: NodeRequest) => {
+      handle: async (req: NodeRequest): Promise<NodeReply> => {
         this.inflight++;
         try {
           const reply = await node.handle(req);
@@ -85,6 +87,7 @@ export class NodeService {
           this.inflight--;
         }
       },
+      onDeadline: () => void this.timedOut++,
     };
     await host.handle(RPC_PROTOCOL, (stream) => void serveStream(stream, serveOpts), {
       maxInboundStreams: this.o.maxStreamsPerConnection ?? 1000,

@@ -117,7 +117,7 @@ export class P2PTransport implements NodeTransport {
       maxRequestBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
       maxInflightPerNode: opts.maxInflightPerNode ?? 512,
       negativeCacheMs: opts.negativeCacheMs ?? 1_000,
-      rpcMode: opts.rpcMode ?? 'stream',
+      rpcMode: opts.rpcMode ?? 'mux',
       muxStreams: opts.muxStreams ?? 2,
       logger: opts.logger,
     };

@@ -4,12 +4,14 @@
 //   bridge - BridgeNetwork inside a network namespace this file creates: Node cannot enter a namespace, so the file
 //            starts itself again with `ip netns exec NS node <this file>` and DBC_NETDRV_NETNS set; that child runs
 //            the bridge suite against the namespace's own links, dnsmasq and nftables, and its exit code is checked
-//            here. The namespace (with its links and processes) is removed in `after`, also on failure.
+//            here. The namespace (with its links and processes) is removed in `after`, also on failure. There the
+//            namespace's reverse-path filter is strict (rp_filter=1, as many distributions set it), and LAN DHCP is
+//            asked for by busybox udhcpc in a client namespace whose veth joins the LAN bridge.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,9 +22,10 @@ import { UserNetwork, type NetworkDriver } from '../../src/net/driver.js';
 import { run } from '../../src/net/exec.js';
 import type { ForwardChange } from '../../src/net/forwarder.js';
 import { LanService } from '../../src/net/lan-service.js';
-import { listLinks } from '../../src/net/links.js';
+import { listLinks, setSysctl } from '../../src/net/links.js';
 import { ifSuffix, nicMac } from '../../src/net/mac.js';
 import { DbcError } from '../../src/protocol/errors.js';
+import type { NetworkRow } from '../../src/store/networks.js';
 import { openDb } from '../../src/store/db.js';
 import { NetworkStore } from '../../src/store/networks.js';
 import { quietLogger } from '../../src/util/logger.js';
@@ -49,6 +52,12 @@ export interface NetworkDriverHarness {
   kernelPorts?(): Promise<number[]>;
   /** where the mode makes devices: the links whose name starts with prefix */
   links?(prefix: string): Promise<string[]>;
+  /**
+   * where a real DHCP client can join a LAN: a guest NIC with `mac` on the LAN asks for an address; `ip` is the
+   * lease (null: no answer), `serverArp` whether the host then answers ARP for the LAN's DHCP server address (the
+   * first step of a unicast lease renewal)
+   */
+  lanClient?(lan: NetworkRow, mac: string, server: string): Promise<{ ip: string | null; serverArp: boolean }>;
   close(): Promise<void>;
 }
 
@@ -179,6 +188,63 @@ export function networkDriverSuite(name: string, setup: () => Promise<NetworkDri
       await lans.remove('w1', 'svcnet01');
       assert.deepEqual(lans.list('w1'), []);
       if (h.links) assert.deepEqual(await h.links(`${LAN_BRIDGE}svcnet01`), []);
+    });
+
+    test('two LANs of one renter with the same subnet: separate devices and DHCP, neither disturbs the other', async () => {
+      await ready;
+      const a = d.lans.create('w1', 'dupnet01', '192.168.96.0/24');
+      const b = d.lans.create('w1', 'dupnet02', '192.168.96.0/24');
+      assert.notEqual(a.vni, b.vni, 'separate segments');
+      await d.lanCreated(a);
+      await d.lanCreated(b);
+      const fa = d.lanFields(a);
+      const fb = d.lanFields(b);
+      assert.equal(fa.dhcp_server, fb.dhcp_server, 'the same subnet: the same server address');
+      assert.notEqual(fa.dhcp_interface, fb.dhcp_interface);
+      // a VM on each; LAN B has one VM more, so the two VMs' addresses differ
+      const vmA = taskOf({ network_name: 'dupnet01' });
+      const filler = taskOf({ network_name: 'dupnet02' });
+      const vmB = taskOf({ network_name: 'dupnet02' });
+      const lanA = (await d.prepare(vmA)).extraNics[0];
+      await d.prepare(filler);
+      const lanB = (await d.prepare(vmB)).extraNics[0];
+      assert.equal(d.addresses(vmA).local_address?.[0], '192.168.96.1');
+      assert.equal(d.addresses(vmB).local_address?.[0], '192.168.96.2');
+      assert.ok(lanA && lanB);
+      if (lanA.kind === 'mcast' && lanB.kind === 'mcast') assert.notEqual(`${lanA.group}:${lanA.port}`, `${lanB.group}:${lanB.port}`);
+      if (lanA.kind === 'tap' && lanB.kind === 'tap') assert.notEqual(lanA.ifname, lanB.ifname);
+      if (h.links) {
+        for (const prefix of [LAN_BRIDGE, LAN_VXLAN]) {
+          assert.deepEqual(await h.links(`${prefix}dupnet`), [`${prefix}dupnet01`, `${prefix}dupnet02`]);
+        }
+      }
+      if (h.lanClient) {
+        const server = String(fa.dhcp_server);
+        // each VM's MAC gets its own LAN's lease, and the host answers ARP for the server address on both LANs
+        assert.deepEqual(await h.lanClient(a, lanA.mac, server), { ip: '192.168.96.1', serverArp: true });
+        assert.deepEqual(await h.lanClient(b, lanB.mac, server), { ip: '192.168.96.2', serverArp: true });
+        // a MAC of the other LAN gets nothing
+        assert.equal((await h.lanClient(b, lanA.mac, server)).ip, null);
+        assert.equal((await h.lanClient(a, lanB.mac, server)).ip, null);
+      }
+      for (const t of [vmA, filler, vmB]) {
+        await d.release(t.task_id);
+        await d.forget(t);
+      }
+      // deleting one leaves the other working
+      await d.lanDeleted(a);
+      d.lans.remove(a.name);
+      if (h.links) assert.deepEqual(await h.links(`${LAN_BRIDGE}dupnet`), [`${LAN_BRIDGE}dupnet02`]);
+      if (h.lanClient) {
+        const again = taskOf({ network_name: 'dupnet02' });
+        const nic = (await d.prepare(again)).extraNics[0];
+        assert.deepEqual(await h.lanClient(b, nic!.mac, String(fb.dhcp_server)), { ip: '192.168.96.1', serverArp: true });
+        await d.release(again.task_id);
+        await d.forget(again);
+      }
+      await d.lanDeleted(b);
+      d.lans.remove(b.name);
+      if (h.links) assert.deepEqual(await h.links(`${LAN_BRIDGE}dupnet`), []);
     });
 
     test('prepare gives the NICs of the mode; addresses are kept across boots', async () => {
@@ -375,11 +441,58 @@ async function dnatPorts(): Promise<number[]> {
   return ports;
 }
 
+/** the exit code and output of a command that may fail */
+function attempt(cmd: string, args: string[], timeout = 20_000): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (out += b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out });
+    });
+  });
+}
+
+/**
+ * A guest NIC on a LAN bridge, from inside the driver's namespace: a client namespace (seen by this process only)
+ * whose eth0 carries `mac` and is the peer of a veth port of the bridge; busybox udhcpc asks for a lease, busybox
+ * arping for the server's MAC from the leased address. Both go with the client namespace.
+ */
+async function lanClient(stateDir: string, lan: NetworkRow, mac: string, server: string): Promise<{ ip: string | null; serverArp: boolean }> {
+  const tag = randomBytes(3).toString('hex');
+  const ns = `dbclc${tag}`;
+  const veth = `dcv${tag}`;
+  const script = join(stateDir, 'udhcpc-script');
+  writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && ip addr add "$ip/$mask" dev "$interface" && echo "bound $ip"\nexit 0\n');
+  chmodSync(script, 0o755);
+  await run('ip', ['netns', 'add', ns]);
+  try {
+    await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await run('ip', ['link', 'set', veth, 'master', `${LAN_BRIDGE}${lan.name}`, 'mtu', '1450', 'up']);
+    await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'address', mac, 'mtu', '1450', 'up']);
+    const inNs = ['netns', 'exec', ns, 'busybox'];
+    const dhcp = await attempt('ip', [...inNs, 'udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '3', '-T', '1', '-s', script]);
+    const ip = /^bound ([0-9.]+)$/m.exec(dhcp.out)?.[1] ?? null;
+    if (ip === null) return { ip, serverArp: false };
+    const arp = await attempt('ip', [...inNs, 'arping', '-c', '1', '-w', '2', '-I', 'eth0', '-s', ip, server]);
+    return { ip, serverArp: arp.code === 0 };
+  } finally {
+    await run('ip', ['link', 'del', veth]).catch(() => undefined);
+    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  }
+}
+
 /** runs inside the namespace (DBC_NETDRV_NETNS): everything the driver makes is the namespace's */
 async function bridgeHarness(): Promise<NetworkDriverHarness> {
   const db = openDb(':memory:');
   const store = new NetworkStore(db);
   const stateDir = mkdtempSync(join(tmpdir(), 'dbc-netdrv-'));
+  // strict reverse-path filtering in this namespace (the driver must work where a distribution sets it)
+  await setSysctl('net.ipv4.conf.all.rp_filter', '1');
+  const busybox = (await attempt('sh', ['-c', 'command -v busybox'])).code === 0;
   const driver = new BridgeNetwork({
     store,
     log: quietLogger,
@@ -399,6 +512,7 @@ async function bridgeHarness(): Promise<NetworkDriverHarness> {
     monitorFails: () => undefined,
     kernelPorts: dnatPorts,
     links: async (prefix) => (await listLinks(prefix)).sort(),
+    ...(busybox ? { lanClient: (lan: NetworkRow, mac: string, server: string) => lanClient(stateDir, lan, mac, server) } : {}),
     async close() {
       await driver.close();
       db.close();

@@ -148,7 +148,7 @@ describe('seed, client and two GPU nodes as four processes', { timeout: 600_000 
 describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }, () => {
   let seed: RoleProc;
   let client: RoleProc;
-  /** the same gateway with requests multiplexed on long-lived streams */
+  /** the same gateway with requests multiplexed on long-lived streams (the default); `client` uses one stream per request */
   let muxClient: RoleProc;
   let n1: RoleProc;
   let forger: ChildProcess | undefined;
@@ -158,8 +158,8 @@ describe('node restart, forged bindings, unknown node ids', { timeout: 300_000 }
     seed = await startRole('seed', ['--listen', LOOPBACK_LISTEN]);
     const port = await freeTcpPort();
     n1 = await startRole('node', ['--listen', `/ip4/127.0.0.1/tcp/${port}`, '--host', '127.0.0.1', '--name', 'mover', ...seedArgs([seed])]);
-    // default settings: the seeds' lists are fetched every 5 s, unknown ids looked for 2 s
-    client = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', ...seedArgs([seed])]);
+    // default settings: the seeds' lists are fetched every 5 s, unknown ids looked for 2 s; one client per request mode
+    client = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', 'stream', ...seedArgs([seed])]);
     muxClient = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', 'mux', ...seedArgs([seed])]);
     grant(n1);
     for (const c of [client, muxClient]) {

@@ -146,3 +146,20 @@ test('a peer that never sends its request is dropped after readTimeoutMs; a node
   assert.ok(Date.now() - t1 < 2000);
   s2.abort(new Error('done'));
 });
+
+test('the node holds the request deadline: a handler slower than deadline_ms is answered `<op> timeout` when it passes', async () => {
+  const alive = setInterval(() => undefined, 1000);
+  after(() => clearInterval(alive));
+  const never = new Promise<NodeReply>(() => undefined);
+  let timedOut: NodeRequest | undefined;
+  const { replyTo } = await import('../../src/p2p/rpc.js');
+  const t0 = Date.now();
+  const reply = await replyTo(frame({ deadline_ms: 200, id: 7 }), { nodeId: NODE, handle: () => never, onDeadline: (r) => (timedOut = r) });
+  const took = Date.now() - t0;
+  assert.ok(took >= 190 && took < 2000, `answered after ${took} ms`);
+  assert.deepEqual(reply, { v: 1, id: 7, ok: true, reply: { errcode: -1, message: 'list task timeout' } });
+  assert.equal(timedOut?.route, 'tasks.list');
+  // a handler within its deadline is answered as it is
+  const fast = await replyTo(frame({ deadline_ms: 5000 }), { nodeId: NODE, handle: async () => ({ errcode: 0, message: 'ok' }) });
+  assert.deepEqual(fast, { v: 1, ok: true, reply: { errcode: 0, message: 'ok' } });
+});
