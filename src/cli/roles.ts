@@ -17,7 +17,18 @@ import { addGatewayOptions, gatewayFromFlags, type GatewayFlags } from './http-f
 import type { AuthBudgetOptions } from '../api/auth-budget.js';
 import type { HttpLimits } from '../api/server.js';
 import { BindingDirectory } from '../p2p/directory.js';
-import { createHost, DEFAULT_LISTEN, hostMultiaddrs, keepSeedsConnected, loadOrCreatePeerKey, peerKeyFile, type Host, type Role } from '../p2p/host.js';
+import {
+  createHost,
+  DEFAULT_LISTEN,
+  hostMultiaddrs,
+  keepSeedsConnected,
+  loadOrCreatePeerKey,
+  peerKeyFile,
+  seedPeerIds,
+  type Host,
+  type Role,
+} from '../p2p/host.js';
+import { NatService } from '../p2p/nat.js';
 import { NodeService } from '../p2p/serve.js';
 import { P2PTransport, type RpcMode } from '../p2p/transport.js';
 import { defaultDataDir } from './paths.js';
@@ -34,6 +45,10 @@ interface CommonOpts {
   listen?: string[];
   seed?: string[];
   announce?: string[];
+  /** nodes and clients: learn reachability (AutoNAT) and hole-punch relayed connections (DCUtR); default on */
+  holePunch?: boolean;
+  /** the local TCP port hole-punch dials leave from (default: a free one) */
+  punchPort?: number | string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -43,7 +58,9 @@ function common(cmd: Command): Command {
     .option('--data-dir <dir>', 'data directory', defaultDataDir())
     .option('--listen <multiaddr>', `libp2p listen address, repeatable (default ${DEFAULT_LISTEN})`, collect)
     .option('--seed <multiaddr>', 'seed to bootstrap from, with /p2p/<peer id>, repeatable', collect)
-    .option('--announce <multiaddr>', 'address to announce instead of the listen addresses, repeatable', collect);
+    .option('--announce <multiaddr>', 'address to announce instead of the listen addresses, repeatable', collect)
+    .option('--no-hole-punch', 'nodes and clients: no AutoNAT check and no DCUtR hole punching (relayed connections stay relayed)')
+    .option('--punch-port <n>', 'nodes and clients: the local TCP port hole-punch dials leave from (default: a free one)');
 }
 
 function num(value: string | undefined, name: string, min: number, max: number): number {
@@ -78,8 +95,30 @@ async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean } =
   const host = await createHost({ role, privateKey, listen: o.listen ?? [], seeds: o.seed ?? [], announce: o.announce ?? [], relay: extra.relay });
   const stopKeeping = keepSeedsConnected(host, o.seed ?? []);
   host.addEventListener('stop', stopKeeping);
+  const punch = role !== 'seed' && o.holePunch !== false;
+  if (role === 'seed' || punch) {
+    const logger = roleLogger(o.dataDir);
+    const nat = new NatService({
+      host,
+      serveAutonat: role === 'seed',
+      punch,
+      punchPort: o.punchPort === undefined ? 0 : num(String(o.punchPort), 'punch-port', 1, 65535),
+      seedPeers: seedPeerIds(o.seed ?? []),
+      logger,
+      onReachability: (r) => {
+        if (r === 'private' && role === 'node' && !extra.relay) logger.warn('this node is not reachable from the seeds (behind NAT?): start it with --relay');
+      },
+    });
+    await nat.start();
+    nats.set(host, nat);
+    host.addEventListener('stop', () => void nat.stop());
+  }
   return host;
 }
+
+const nats = new WeakMap<Host, NatService>();
+/** the NAT service of a host started here (tests, status) */
+export const natOf = (host: Host): NatService | undefined => nats.get(host);
 
 /** run until SIGINT/SIGTERM, then close (in order) and exit */
 function untilSignal(close: () => Promise<void>, logger: Pino): void {

@@ -16,6 +16,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type ServiceFactoryMap } from 'libp2p';
+import { punchDialer, type PunchDialer } from './nat.js';
 import { BINDING_DHT_NAMESPACE, selectBindingRecord, validateBindingRecord } from './binding.js';
 
 export type Role = 'seed' | 'node' | 'client';
@@ -51,6 +52,7 @@ export type DbcServices = ServiceMap & {
   ping: Ping;
   dht: KadDHT;
   relay?: unknown;
+  punch?: PunchDialer;
 };
 
 export type Host = Libp2p<DbcServices>;
@@ -80,6 +82,18 @@ export function checkSeedAddr(addr: string): string {
   return addr;
 }
 
+/** the peer ids named by --seed multiaddrs */
+export function seedPeerIds(seeds: string[]): string[] {
+  return seeds
+    .map(
+      (s) =>
+        multiaddr(checkSeedAddr(s))
+          .getComponents()
+          .find((c) => c.name === 'p2p')?.value ?? '',
+    )
+    .filter(Boolean);
+}
+
 export async function createHost(o: HostOptions): Promise<Host> {
   const seeds = (o.seeds ?? []).map(checkSeedAddr);
   const listen = [...(o.listen?.length ? o.listen : [DEFAULT_LISTEN])];
@@ -101,6 +115,8 @@ export async function createHost(o: HostOptions): Promise<Host> {
       initialQuerySelfInterval: 500,
     }),
   };
+  // nodes and clients: TCP dials from the hole-punch port (src/p2p/nat.ts)
+  if (o.role !== 'seed') services.punch = punchDialer();
   if (o.role === 'seed') {
     services.relay = circuitRelayServer({
       reservations: {

@@ -73,6 +73,8 @@ class Slots {
   }
 }
 
+const isRelayedAddr = (addr: string): boolean => addr.includes('/p2p-circuit');
+
 function ipPort(addr: string): string {
   try {
     const parts = multiaddr(addr).getComponents();
@@ -96,6 +98,9 @@ export class P2PTransport implements NodeTransport {
   private readonly opening = new Map<string, Promise<MuxChannel | undefined>>();
   /** peers that do not speak the mux protocol */
   private readonly noMux = new Set<string>();
+  /** mux channels and streams opened over a relayed connection (left for a direct one once there is one) */
+  private readonly relayedChannels = new WeakSet<MuxChannel>();
+  private readonly relayedStreams = new WeakSet<Stream>();
   readonly directory: BindingDirectory;
   private readonly slots = new Map<string, Slots>();
   private readonly missing = new Map<string, number>();
@@ -173,7 +178,11 @@ export class P2PTransport implements NodeTransport {
     };
     if (kind === 'active') {
       const seen = new Map<string, PeerEntry>();
-      for (const c of this.host.getConnections()) {
+      // a peer's direct connection before a relayed one (the one requests use)
+      const conns = [...this.host.getConnections()].sort(
+        (a, b) => Number(isRelayedAddr(a.remoteAddr.toString())) - Number(isRelayedAddr(b.remoteAddr.toString())),
+      );
+      for (const c of conns) {
         const id = c.remotePeer.toString();
         if (!seen.has(id)) seen.set(id, label(id, c.remoteAddr.toString()));
       }
@@ -327,7 +336,10 @@ export class P2PTransport implements NodeTransport {
 
   /** the least busy open mux channel to the peer, opening another while there are fewer than muxStreams */
   private async channel(b: SignedBinding, signal: AbortSignal): Promise<MuxChannel | undefined> {
-    const list = (this.channels.get(b.peer_id) ?? []).filter((c) => c.open);
+    // once a direct connection is up (a hole punch after a relayed start), new requests leave the relayed channels
+    // (those finish what they carry and go with the relayed connection)
+    const direct = this.hasDirect(b.peer_id);
+    const list = (this.channels.get(b.peer_id) ?? []).filter((c) => c.open && !(direct && this.relayedChannels.has(c)));
     this.channels.set(b.peer_id, list);
     const best = list.reduce<MuxChannel | undefined>((m, c) => (m === undefined || c.inflight < m.inflight ? c : m), undefined);
     if (best && (list.length >= this.o.muxStreams || best.inflight < 8)) return best;
@@ -337,6 +349,7 @@ export class P2PTransport implements NodeTransport {
         try {
           const stream = await this.open(b, RPC_MUX_PROTOCOL, signal);
           const ch = new MuxChannel(stream, { maxReplyBytes: this.o.maxReplyBytes, maxRequestBytes: this.o.maxRequestBytes });
+          if (this.relayedStreams.has(stream)) this.relayedChannels.add(ch);
           const chans = this.channels.get(b.peer_id);
           if (chans) chans.push(ch);
           else this.channels.set(b.peer_id, [ch]);
@@ -369,15 +382,24 @@ export class P2PTransport implements NodeTransport {
     this.dialled.add(b.peer_id);
     const conns = this.host.getConnections(peerIdFromString(b.peer_id)).filter((c) => c.status === 'open');
     // a direct connection before a relayed one
-    const conn = conns.find((c) => !c.remoteAddr.toString().includes('/p2p-circuit')) ?? conns[0];
+    const conn = conns.find((c) => !isRelayedAddr(c.remoteAddr.toString())) ?? conns[0];
     if (conn) {
       try {
-        return await conn.newStream(protocol, opts);
+        const stream = await conn.newStream(protocol, opts);
+        if (isRelayedAddr(conn.remoteAddr.toString())) this.relayedStreams.add(stream);
+        return stream;
       } catch (err) {
         if (signal.aborted || (err as Error).name === 'UnsupportedProtocolError') throw err;
         // the connection died under us: dial below
       }
     }
-    return this.host.dialProtocol(peerIdFromString(b.peer_id), protocol, opts);
+    const conn2 = await this.host.dial(peerIdFromString(b.peer_id), { signal });
+    const stream = await conn2.newStream(protocol, opts);
+    if (isRelayedAddr(conn2.remoteAddr.toString())) this.relayedStreams.add(stream);
+    return stream;
+  }
+
+  private hasDirect(peer: string): boolean {
+    return this.host.getConnections(peerIdFromString(peer)).some((c) => c.status === 'open' && !isRelayedAddr(c.remoteAddr.toString()));
   }
 }

@@ -63,6 +63,8 @@ export interface StartRoleOptions {
   timeoutMs?: number;
   /** options for node itself, before the script (e.g. --cpu-prof) */
   execArgv?: string[];
+  /** run the role inside this network namespace (`ip netns exec NS node ...`) */
+  netns?: string;
 }
 
 /** start `dbc <role> --data-dir DIR ...args` and wait for DIR/<role>.json */
@@ -73,7 +75,9 @@ export async function startRole(role: RoleName, args: string[], o: StartRoleOpti
   const launch = async () => {
     const file = join(dataDir, `${role}.json`);
     const before = existsSync(file) ? statSync(file).mtimeMs : undefined;
-    const proc = spawn(process.execPath, [...(o.execArgv ?? []), cliPath, role, '--data-dir', dataDir, ...currentArgs], {
+    const argv = [...(o.execArgv ?? []), cliPath, role, '--data-dir', dataDir, ...currentArgs];
+    const [bin, args] = o.netns ? ['ip', ['netns', 'exec', o.netns, process.execPath, ...argv]] : [process.execPath, argv];
+    const proc = spawn(bin, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DBC_LOG_LEVEL: process.env.DBC_LOG_LEVEL ?? 'debug', ...o.env },
     });
