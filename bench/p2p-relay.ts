@@ -18,14 +18,16 @@
 // cores, so both paths are measured under the same constraint.
 import { keepAlivePoster } from './http-post.js';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { breakdown } from './profile-breakdown.js';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { identityFromSeed } from '../src/auth/identity.js';
 import { signNonce } from '../src/cli/sign.js';
 import { cliPath, post, signedBody, startDevnet, waitFor, type Devnet } from '../test/helpers/devnet.js';
-import { LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../test/helpers/p2p.js';
+import { dialAddr, LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../test/helpers/p2p.js';
 import { percentile, rounder } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -36,7 +38,21 @@ const SCALE_CONCURRENCY = Number(process.env.BENCH_SCALE_CONCURRENCY ?? 8);
 const SCALE_SECONDS = Number(process.env.BENCH_SCALE_SECONDS ?? 5);
 /** requests sent to every node before a scale measurement, so that each node process is as warm (JIT) as with 2 */
 const SCALE_WARMUP_PER_NODE = Number(process.env.BENCH_SCALE_WARMUP_PER_NODE ?? 300);
-const TARGET_REQ_PER_S = 2000;
+const TARGET_REQ_PER_S = 3000;
+const TARGET_RELAYED_REQ_PER_S = 500;
+/** BENCH_PROFILE_DIR=DIR: CPU-profile the mux client and the direct node (node --cpu-prof) and report where the time goes */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+
+/** the profiles written under PROFILE_DIR/{client,node}, summarised (bench/profile-breakdown.ts) */
+function profileBreakdown(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const role of ['client', 'node']) {
+    const dir = join(PROFILE_DIR!, role);
+    const file = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+    out[role] = file ? breakdown(join(dir, file)) : 'no profile written';
+  }
+  return out;
+}
 const TARGET_OVERHEAD = 1.5;
 const TARGET_SCALE_RATIO = 2;
 
@@ -162,19 +178,55 @@ async function relayBench(): Promise<Record<string, unknown>> {
     const renterSeed = `0x${randomBytes(32).toString('hex')}`;
     const seed = await startRole('seed', ['--listen', LOOPBACK_LISTEN]);
     procs.push(seed);
-    const node = await startRole('node', nodeArgs(seed, 'bench-node'));
+    // how /peers/active shows a connection through the seed's relay: the seed's ip:port
+    const seedAddr = `127.0.0.1:${dialAddr(seed).split('/')[4]}`;
+    const node = await startRole('node', nodeArgs(seed, 'bench-node'), {
+      execArgv: PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE_DIR, 'node')] : [],
+    });
     procs.push(node);
     grant(node, identityFromSeed(renterSeed).address);
+    // the same node reached through the seed's circuit relay (announcing only its relayed address, no hole punch),
+    // and one that starts relayed and is hole-punched to a direct connection (DCUtR) before the measurement
+    const viaRelay = await startRole('node', [...nodeArgs(seed, 'bench-relayed'), '--relay-only', '--no-hole-punch']);
+    procs.push(viaRelay);
+    const punched = await startRole('node', [...nodeArgs(seed, 'bench-punched'), '--relay-only']);
+    procs.push(punched);
+    for (const n of [viaRelay, punched]) grant(n, identityFromSeed(renterSeed).address);
     const modes: Record<string, unknown> = {};
-    for (const mode of ['stream', 'mux'] as const) {
-      const client = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', mode, ...seedArgs([seed])]);
+    const all = [
+      ['stream', 'stream', node],
+      ['mux', 'mux', node],
+      ['mux_via_circuit_relay', 'mux', viaRelay],
+      ['mux_after_hole_punch', 'mux', punched],
+    ] as const;
+    // profiling: the mux run alone, so that the node's profile is that run's
+    const runs = PROFILE_DIR ? all.filter(([name]) => name === 'mux') : all;
+    for (const [name, mode, target] of runs) {
+      const profiled = PROFILE_DIR !== undefined && name === 'mux';
+      const client = await startRole('client', ['--listen', LOOPBACK_LISTEN, '--http-port', '0', '--rpc-mode', mode, ...seedArgs([seed])], {
+        execArgv: profiled ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE_DIR, 'client')] : [],
+      });
       try {
-        await waitKnown(client, 1);
-        const body = await sessionBody(client.info.api!, node.info.node_id!, renterSeed);
+        await waitKnown(client, 3);
+        const body = await sessionBody(client.info.api!, target.info.node_id!, renterSeed);
+        const connection = await waitFor(
+          `${name}: the client's connection to the node`,
+          async () => {
+            const r = await post(client.info.api!, 'peers/active', {});
+            const list = r.body.message.peer_nodes_list as Array<{ node_id: string; addr: string }>;
+            const addr = list.find((e) => e.node_id === target.info.node_id)?.addr;
+            const relayed = addr === seedAddr;
+            // the punched node: wait for the direct connection; the others are as they are
+            return addr && (name !== 'mux_after_hole_punch' || !relayed) ? (relayed ? 'relayed' : 'direct') : undefined;
+          },
+          30_000,
+          200,
+        );
         const p2p = await load(client.info.api!, () => ['/api/v1/tasks', body], SECONDS, WARMUP_S, CONCURRENCY);
         const throughputOverhead = round(inProcess.req_per_s / Math.max(1, p2p.req_per_s));
         const latencyOverhead = round(p2p.p50_ms / inProcess.p50_ms);
-        modes[mode] = {
+        modes[name] = {
+          connection,
           ...p2p,
           overhead_throughput_x: throughputOverhead,
           overhead_p50_x: latencyOverhead,
@@ -190,6 +242,9 @@ async function relayBench(): Promise<Record<string, unknown>> {
       in_process: inProcess,
       p2p_stream: modes.stream,
       p2p_mux: modes.mux,
+      p2p_mux_via_circuit_relay: modes.mux_via_circuit_relay,
+      p2p_mux_after_hole_punch: modes.mux_after_hole_punch,
+      target_circuit_relay_req_per_s: TARGET_RELAYED_REQ_PER_S,
       target_req_per_s: TARGET_REQ_PER_S,
       target_overhead_x: TARGET_OVERHEAD,
       concurrency: CONCURRENCY,
@@ -312,6 +367,8 @@ export async function benchP2PRelay(): Promise<Record<string, unknown>> {
   const loadBefore = os.loadavg();
   const only = process.env.BENCH_P2P_ONLY;
   const relay = only === 'scale' ? undefined : await relayBench();
+  // the profiles are written as the processes exit (relayBench has stopped them)
+  if (relay && PROFILE_DIR) relay.cpu_profile_mux = profileBreakdown();
   const scale = only === 'relay' ? undefined : await scaleBench();
   return {
     relay,

@@ -90,9 +90,17 @@ export function writeRoleFile(dataDir: string, role: Role, content: RoleFile): s
   return file;
 }
 
-async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean } = {}): Promise<Host> {
+async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean; relayOnly?: boolean } = {}): Promise<Host> {
   const privateKey = await loadOrCreatePeerKey(o.dataDir, peerKeyFile(role));
-  const host = await createHost({ role, privateKey, listen: o.listen ?? [], seeds: o.seed ?? [], announce: o.announce ?? [], relay: extra.relay });
+  const host = await createHost({
+    role,
+    privateKey,
+    listen: o.listen ?? [],
+    seeds: o.seed ?? [],
+    announce: o.announce ?? [],
+    relay: extra.relay,
+    relayOnly: extra.relayOnly,
+  });
   const stopKeeping = keepSeedsConnected(host, o.seed ?? []);
   host.addEventListener('stop', stopKeeping);
   const punch = role !== 'seed' && o.holePunch !== false;
@@ -185,6 +193,8 @@ export interface NodeRoleOptions extends CommonOpts {
   publicHost?: string;
   image?: string;
   relay?: boolean;
+  /** announce only the relayed address (a node behind NAT as seen from outside; tests and benchmarks) */
+  relayOnly?: boolean;
   shutdownTimeoutMs?: number;
   sweepIntervalMs?: number;
   deleteGraceMs?: number;
@@ -229,7 +239,7 @@ export async function runNode(o: NodeRoleOptions) {
   });
   let host: Host | undefined;
   try {
-    host = await startHost('node', o, { relay: o.relay });
+    host = await startHost('node', o, { relay: o.relay, relayOnly: o.relayOnly });
     const service = new NodeService({
       host,
       node: running.node,
@@ -275,6 +285,7 @@ export function registerNode(program: Command): void {
       [],
     )
     .option('--relay', 'reserve a slot on a seed relay and announce the relayed address (a node behind NAT)')
+    .addOption(new Option('--relay-only', 'announce only the relayed address, as a node behind NAT is seen (tests, benchmarks)').hideHelp())
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
@@ -292,7 +303,8 @@ export function registerNode(program: Command): void {
         publicHost: opts.publicHost as string | undefined,
         image: opts.image as string | undefined,
         imageServerSecrets: opts.imageServerSecret as unknown as string[],
-        relay: opts.relay === true,
+        relay: opts.relay === true || opts.relayOnly === true,
+        relayOnly: opts.relayOnly === true,
         shutdownTimeoutMs: num(opts.shutdownTimeout as string, 'shutdown-timeout', 1, 3600) * 1000,
         sweepIntervalMs: num(opts.expirySweep as string, 'expiry-sweep', 1, 86400) * 1000,
         deleteGraceMs: num(opts.deleteGrace as string, 'delete-grace', 0, 365 * 86400) * 1000,

@@ -448,7 +448,11 @@ export class NatService {
     );
     try {
       const conn = await Promise.any(attempts);
-      if (isRelayed(conn.remoteAddr) || !conn.remotePeer.equals(peer)) return undefined;
+      // as responder (an inbound-style upgrade) Noise does not check whom it expects: we do
+      if (isRelayed(conn.remoteAddr) || !conn.remotePeer.equals(peer)) {
+        await conn.close().catch(() => undefined);
+        return undefined;
+      }
       this.successes++;
       this.punched.add(conn.id);
       return conn;

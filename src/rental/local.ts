@@ -14,10 +14,14 @@ interface RentalRow {
 
 export class LocalRentals implements RentalSource {
   readonly kind = 'local' as const;
-  constructor(private readonly db: Db) {}
+  /** prepared once: the lookup runs on every authorised request */
+  private readonly byWallet;
+  constructor(private readonly db: Db) {
+    this.byWallet = db.prepare('SELECT * FROM rentals WHERE wallet = ?');
+  }
 
   async active(account: string, nowMs: number): Promise<Rental | null> {
-    const row = this.db.prepare('SELECT * FROM rentals WHERE wallet = ?').get(account) as RentalRow | undefined;
+    const row = this.byWallet.get(account) as RentalRow | undefined;
     if (!row || row.revoked_at !== null || row.until_ms <= nowMs) return null;
     return { account: row.wallet, gpus: row.gpus, untilMs: row.until_ms };
   }
