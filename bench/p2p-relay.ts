@@ -185,19 +185,17 @@ async function relayBench(): Promise<Record<string, unknown>> {
     });
     procs.push(node);
     grant(node, identityFromSeed(renterSeed).address);
-    // the same node reached through the seed's circuit relay (announcing only its relayed address, no hole punch),
-    // and one that starts relayed and is hole-punched to a direct connection (DCUtR) before the measurement
+    // the same node reached through the seed's circuit relay (announcing only its relayed address, no hole punch).
+    // After a hole punch the path is a direct TCP connection like the `mux` run's; on loopback there is no NAT to
+    // hold the first SYN, so a punch here is luck (test/integration/p2p-nat.test.ts punches through real NATs)
     const viaRelay = await startRole('node', [...nodeArgs(seed, 'bench-relayed'), '--relay-only', '--no-hole-punch']);
     procs.push(viaRelay);
-    const punched = await startRole('node', [...nodeArgs(seed, 'bench-punched'), '--relay-only']);
-    procs.push(punched);
-    for (const n of [viaRelay, punched]) grant(n, identityFromSeed(renterSeed).address);
+    grant(viaRelay, identityFromSeed(renterSeed).address);
     const modes: Record<string, unknown> = {};
     const all = [
       ['stream', 'stream', node],
       ['mux', 'mux', node],
       ['mux_via_circuit_relay', 'mux', viaRelay],
-      ['mux_after_hole_punch', 'mux', punched],
     ] as const;
     // profiling: the mux run alone, so that the node's profile is that run's
     const runs = PROFILE_DIR ? all.filter(([name]) => name === 'mux') : all;
@@ -207,7 +205,7 @@ async function relayBench(): Promise<Record<string, unknown>> {
         execArgv: profiled ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE_DIR, 'client')] : [],
       });
       try {
-        await waitKnown(client, 3);
+        await waitKnown(client, 2);
         const body = await sessionBody(client.info.api!, target.info.node_id!, renterSeed);
         const connection = await waitFor(
           `${name}: the client's connection to the node`,
@@ -215,9 +213,7 @@ async function relayBench(): Promise<Record<string, unknown>> {
             const r = await post(client.info.api!, 'peers/active', {});
             const list = r.body.message.peer_nodes_list as Array<{ node_id: string; addr: string }>;
             const addr = list.find((e) => e.node_id === target.info.node_id)?.addr;
-            const relayed = addr === seedAddr;
-            // the punched node: wait for the direct connection; the others are as they are
-            return addr && (name !== 'mux_after_hole_punch' || !relayed) ? (relayed ? 'relayed' : 'direct') : undefined;
+            return addr ? (addr === seedAddr ? 'relayed' : 'direct') : undefined;
           },
           30_000,
           200,
@@ -243,7 +239,6 @@ async function relayBench(): Promise<Record<string, unknown>> {
       p2p_stream: modes.stream,
       p2p_mux: modes.mux,
       p2p_mux_via_circuit_relay: modes.mux_via_circuit_relay,
-      p2p_mux_after_hole_punch: modes.mux_after_hole_punch,
       target_circuit_relay_req_per_s: TARGET_RELAYED_REQ_PER_S,
       target_req_per_s: TARGET_REQ_PER_S,
       target_overhead_x: TARGET_OVERHEAD,

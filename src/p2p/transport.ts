@@ -3,7 +3,7 @@
 // /dbc/rpc/1.0.0 stream per request. Failures keep the client's original texts: an unknown node, or one no
 // address of which answers, is `create node request failed`; the deadline is a TimeoutError (`<op> timeout`).
 import './polyfill.js';
-import type { Stream } from '@libp2p/interface';
+import type { PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { ClientErrors, DbcError } from '../errors/index.js';
@@ -380,7 +380,7 @@ export class P2PTransport implements NodeTransport {
       negotiateFully: protocol !== RPC_PROTOCOL,
     };
     this.dialled.add(b.peer_id);
-    const conns = this.host.getConnections(peerIdFromString(b.peer_id)).filter((c) => c.status === 'open');
+    const conns = this.host.getConnections(this.pid(b.peer_id)).filter((c) => c.status === 'open');
     // a direct connection before a relayed one
     const conn = conns.find((c) => !isRelayedAddr(c.remoteAddr.toString())) ?? conns[0];
     if (conn) {
@@ -393,13 +393,25 @@ export class P2PTransport implements NodeTransport {
         // the connection died under us: dial below
       }
     }
-    const conn2 = await this.host.dial(peerIdFromString(b.peer_id), { signal });
+    const conn2 = await this.host.dial(this.pid(b.peer_id), { signal });
     const stream = await conn2.newStream(protocol, opts);
     if (isRelayedAddr(conn2.remoteAddr.toString())) this.relayedStreams.add(stream);
     return stream;
   }
 
+  /** PeerId objects by their string (decoding base58 on every request showed in profiles) */
+  private readonly peerIds = new Map<string, PeerId>();
+  private pid(peer: string): PeerId {
+    let id = this.peerIds.get(peer);
+    if (!id) {
+      if (this.peerIds.size > 10_000) this.peerIds.clear();
+      id = peerIdFromString(peer);
+      this.peerIds.set(peer, id);
+    }
+    return id;
+  }
+
   private hasDirect(peer: string): boolean {
-    return this.host.getConnections(peerIdFromString(peer)).some((c) => c.status === 'open' && !isRelayedAddr(c.remoteAddr.toString()));
+    return this.host.getConnections(this.pid(peer)).some((c) => c.status === 'open' && !isRelayedAddr(c.remoteAddr.toString()));
   }
 }
