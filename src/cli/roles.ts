@@ -118,15 +118,10 @@ async function startHost(role: Role, o: CommonOpts, extra: { relay?: boolean; re
       },
     });
     await nat.start();
-    nats.set(host, nat);
     host.addEventListener('stop', () => void nat.stop());
   }
   return host;
 }
-
-const nats = new WeakMap<Host, NatService>();
-/** the NAT service of a host started here (tests, status) */
-export const natOf = (host: Host): NatService | undefined => nats.get(host);
 
 /** run until SIGINT/SIGTERM, then close (in order) and exit */
 function untilSignal(close: () => Promise<void>, logger: Pino): void {
