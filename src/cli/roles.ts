@@ -191,6 +191,7 @@ export interface NodeRoleOptions extends CommonOpts {
   /** announce only the relayed address (a node behind NAT as seen from outside; tests and benchmarks) */
   relayOnly?: boolean;
   shutdownTimeoutMs?: number;
+  guestReadyTimeoutMs?: number;
   sweepIntervalMs?: number;
   deleteGraceMs?: number;
   bindingTtlMs?: number;
@@ -225,6 +226,7 @@ export async function runNode(o: NodeRoleOptions) {
     vncListen: o.host,
     logger,
     shutdownTimeoutMs: o.shutdownTimeoutMs,
+    guestReadyTimeoutMs: o.guestReadyTimeoutMs,
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
     network: o.network,
     lanIdleMs: o.lanIdleMs,
@@ -282,6 +284,7 @@ export function registerNode(program: Command): void {
     .option('--relay', 'reserve a slot on a seed relay and announce the relayed address (a node behind NAT)')
     .addOption(new Option('--relay-only', 'announce only the relayed address, as a node behind NAT is seen (tests, benchmarks)').hideHelp())
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
+    .option('--guest-ready-timeout <seconds>', 'a booted VM is running once its guest answers (agent, SSH banner, console), or after this', '300')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
     .option('--nonce-window <seconds>', 'replay window: used wallet nonces are remembered this long (docs/request-flow.md)', String(7 * 24 * 3600))
@@ -301,6 +304,7 @@ export function registerNode(program: Command): void {
         relay: opts.relay === true || opts.relayOnly === true,
         relayOnly: opts.relayOnly === true,
         shutdownTimeoutMs: num(opts.shutdownTimeout as string, 'shutdown-timeout', 1, 3600) * 1000,
+        guestReadyTimeoutMs: num(opts.guestReadyTimeout as string, 'guest-ready-timeout', 1, 86400) * 1000,
         sweepIntervalMs: num(opts.expirySweep as string, 'expiry-sweep', 1, 86400) * 1000,
         deleteGraceMs: num(opts.deleteGrace as string, 'delete-grace', 0, 365 * 86400) * 1000,
         nonceWindowMs: num(opts.nonceWindow as string, 'nonce-window', 60, 365 * 86400) * 1000,

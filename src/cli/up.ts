@@ -32,6 +32,7 @@ export interface UpOptions {
   host: string;
   image?: string;
   shutdownTimeoutMs?: number;
+  guestReadyTimeoutMs?: number;
   sweepIntervalMs?: number;
   deleteGraceMs?: number;
   quiet?: boolean;
@@ -153,6 +154,7 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     vncListen: o.host,
     logger,
     shutdownTimeoutMs: o.shutdownTimeoutMs,
+    guestReadyTimeoutMs: o.guestReadyTimeoutMs,
     expiry: { sweepIntervalMs: o.sweepIntervalMs, deleteGraceMs: o.deleteGraceMs },
     rentals: chainRpc ? chainRentalsFactory({ ...o.chain, endpoints: chainRpc }) : undefined,
     network: o.network,
@@ -283,6 +285,7 @@ export function registerUp(program: Command): void {
     .option('--host <addr>', 'address to listen on (API, forwarded ports, VNC)', '127.0.0.1')
     .option('--image <file>', `base image to serve (default: ${DEFAULT_IMAGE}, built if missing)`)
     .option('--shutdown-timeout <seconds>', 'ACPI shutdown wait before the hard stop', '60')
+    .option('--guest-ready-timeout <seconds>', 'a booted VM is running once its guest answers (agent, SSH banner, console), or after this', '300')
     .option('--expiry-sweep <seconds>', 'how often ended rentals are looked for', '60')
     .option('--delete-grace <seconds>', 'delete VMs this long after their rental ended (original: 3 days)', String(3 * 24 * 3600))
     .option('--allow-dir <dir>', 'a directory mount_dir (disk/add) and local_dir (images/download) may name besides /data; repeatable', collectList, [])
@@ -304,6 +307,7 @@ export function registerUp(program: Command): void {
       host: opts.host!,
       image: opts.image,
       shutdownTimeoutMs: num('shutdownTimeout', 1, 3600) * 1000,
+      guestReadyTimeoutMs: num('guestReadyTimeout', 1, 86400) * 1000,
       sweepIntervalMs: num('expirySweep', 1, 86400) * 1000,
       deleteGraceMs: num('deleteGrace', 0, 365 * 86400) * 1000,
       rentals: rentals.kind,

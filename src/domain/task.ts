@@ -68,6 +68,10 @@ export interface Task {
   pending: PendingChanges;
   /** what the renter asked for last; the reconciler follows it */
   want_running: boolean;
+  /** the guest answered since its last boot (agent, SSH/RDP banner or serial marker: vm/readiness.ts) */
+  guest_ready: boolean;
+  /** 'YYYY-mm-dd HH:MM:SS' when it did; '' while it has not */
+  guest_ready_time: string;
   last_error: string;
   /** unix ms when stopped because its rental ended */
   closed_at: number | null;

@@ -21,6 +21,8 @@ export interface PortForwarder {
   bootForwards(task: Task): HostForward[];
   /** tasks/modify changed ports (or filters) on a VM that may be running: make them live, then or after commit() */
   apply(before: Task, after: Task, change: ForwardChange): Promise<void>;
+  /** where this host reaches the guest's SSH (RDP for windows) port, for the readiness probe; none: not probed */
+  probeTarget?(task: Task): { host: string; port: number; protocol: 'ssh' | 'rdp' } | undefined;
 }
 
 /** the ports of a task: ssh -> 22, rdp -> 3389, then custom_port entries (net/ports.ts syntax) */
@@ -41,6 +43,14 @@ export class HostfwdForwarder implements PortForwarder {
 
   bootForwards(task: Task): HostForward[] {
     return expandForwards(portMappingsOf(task), this.forwardHost);
+  }
+
+  probeTarget(task: Task): { host: string; port: number; protocol: 'ssh' | 'rdp' } | undefined {
+    const windows = task.os === 'windows';
+    const port = windows ? task.rdp_port : task.ssh_port;
+    if (!port) return undefined;
+    const host = this.forwardHost === '0.0.0.0' ? '127.0.0.1' : this.forwardHost === '::' ? '::1' : this.forwardHost;
+    return { host, port, protocol: windows ? 'rdp' : 'ssh' };
   }
 
   /** running: the forwards that go are removed and the new ones added before the change is recorded */

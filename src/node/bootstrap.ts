@@ -58,6 +58,8 @@ export interface NodeOptions {
   vncListen: string;
   logger: Logger;
   shutdownTimeoutMs?: number;
+  /** a booted VM is `running` once its guest answers, or after this with guest_ready false (default 300 s) */
+  guestReadyTimeoutMs?: number;
   expiry?: Partial<ExpiryPolicy>;
   reconcileIntervalMs?: number;
   hypervisor?: Hypervisor;
@@ -149,6 +151,7 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       forwardHost: opts.forwardHost,
       vncListen: opts.vncListen,
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
+      guestReadyTimeoutMs: opts.guestReadyTimeoutMs,
       hostCores: os.cpus().length,
       hostMemGiB: () => Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
       passthroughGpus: async () => (await inventory.snapshot()).gpuPassthrough.filter((g) => g.vfioReady).map((g) => g.pciBusId),

@@ -10,7 +10,13 @@ export interface NoCloudSeedOptions {
   hostname: string;
   user: string;
   password: string;
+  /** the data disk's name (`vdb`): cloud-init formats it once (ext4, label dbc-data) and mounts it at /data */
+  dataDisk?: string;
 }
+
+/** the label of the data disk's file system (cloud-init fs_setup, the test guest's dbc-data-disk) */
+export const DATA_DISK_LABEL = 'dbc-data';
+const DISK_RE = /^vd[a-z]{1,2}$/;
 
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOSTNAME_RE = /^[A-Za-z0-9-]{1,63}$/;
@@ -28,6 +34,7 @@ export function validateSeedOptions(opts: NoCloudSeedOptions): void {
   if (!USER_RE.test(opts.user)) {
     throw new Error(`invalid seed user ${JSON.stringify(opts.user)}: lowercase letter or _ first, then up to 31 of a-z 0-9 _ -`);
   }
+  if (opts.dataDisk !== undefined && !DISK_RE.test(opts.dataDisk)) throw new Error(`invalid seed data disk ${JSON.stringify(opts.dataDisk)}: vd + 1-2 letters`);
   if (!PASSWORD_RE.test(opts.password) || /['"\\]/.test(opts.password)) {
     throw new Error('invalid seed password: 1-64 printable ASCII characters without quotes or backslash');
   }
@@ -37,10 +44,17 @@ export function renderMetaData(opts: NoCloudSeedOptions): string {
   return `instance-id: ${opts.instanceId}\nlocal-hostname: ${opts.hostname}\n`;
 }
 
+/**
+ * What a renter expects of a stock cloud image: the hostname resolvable (`manage_etc_hosts`, else sudo warns
+ * `unable to resolve host`), password SSH, the login user in sudo; the data disk (by its serial, so by-id names the
+ * API's disk) formatted ext4 once (`overwrite: false`: a disk with any file system is never reformatted) and mounted
+ * at /data with nofail (a VM whose data disk was removed still boots).
+ */
 export function renderUserData(opts: NoCloudSeedOptions): string {
-  return [
+  const lines = [
     '#cloud-config',
     `hostname: ${opts.hostname}`,
+    'manage_etc_hosts: localhost',
     'ssh_pwauth: true',
     'users:',
     '  - default',
@@ -48,11 +62,24 @@ export function renderUserData(opts: NoCloudSeedOptions): string {
     '    lock_passwd: false',
     `    plain_text_passwd: '${opts.password}'`,
     '    shell: /bin/bash',
+    '    groups: [sudo]',
     '    sudo: ALL=(ALL) NOPASSWD:ALL',
     'chpasswd:',
     '  expire: false',
-    '',
-  ].join('\n');
+  ];
+  if (opts.dataDisk) {
+    lines.push(
+      'fs_setup:',
+      `  - label: ${DATA_DISK_LABEL}`,
+      '    filesystem: ext4',
+      `    device: /dev/disk/by-id/virtio-${opts.dataDisk}`,
+      '    partition: none',
+      '    overwrite: false',
+      'mounts:',
+      `  - [LABEL=${DATA_DISK_LABEL}, /data, ext4, "defaults,nofail,x-systemd.device-timeout=10s", "0", "2"]`,
+    );
+  }
+  return [...lines, ''].join('\n');
 }
 
 function run(bin: string, args: string[]): Promise<void> {

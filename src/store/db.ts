@@ -179,6 +179,15 @@ export const MIGRATIONS: Array<{ version: number; name: string; sql: string }> =
       ALTER TABLE operations ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 5,
+    name: 'guest readiness',
+    sql: `
+      -- vm/readiness.ts: the guest answered since its last boot, and when. VMs of an older daemon were up: 1.
+      ALTER TABLE tasks ADD COLUMN guest_ready INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE tasks ADD COLUMN guest_ready_time TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];
 
 export function openDb(file: string): Db {

@@ -38,6 +38,8 @@ export interface TaskRow {
   public_ip: string;
   pending: string; // JSON
   want_running: number;
+  guest_ready: number;
+  guest_ready_time: string;
   last_error: string;
   closed_at: number | null;
   updated_at: number;
@@ -133,6 +135,7 @@ export function taskFromRow(r: TaskRow): Task {
     network_filters: jsonList(r.network_filters),
     pending: jsonObject(r.pending),
     want_running: r.want_running === 1,
+    guest_ready: r.guest_ready === 1,
   };
 }
 
@@ -142,7 +145,7 @@ function rowChanges(changes: TaskChanges): Partial<TaskRow> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) continue;
-    if (k === 'want_running') out[k] = v ? 1 : 0;
+    if (k === 'want_running' || k === 'guest_ready') out[k] = v ? 1 : 0;
     else if (Array.isArray(v) || (v !== null && typeof v === 'object')) out[k] = JSON.stringify(v);
     else out[k] = v;
   }

@@ -49,6 +49,8 @@ export class VmBooter {
       hostname: `dbc-${task.task_id.slice(0, 12).replace(/[^A-Za-z0-9-]/g, '-')}`,
       user: task.login_user === 'Administrator' ? 'administrator' : task.login_user,
       password: task.login_password,
+      // the disk tasks/start made (disk/add disks are the renter's to format)
+      dataDisk: this.d.store.disks(task.task_id).find((d) => d.kind === 'data')?.name,
     });
     renameSync(tmp, iso);
   }

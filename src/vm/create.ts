@@ -72,6 +72,8 @@ export async function createTask(d: LifecycleDeps, lifecycle: TaskLifecycle, own
     public_ip: p.publicIp,
     pending: {},
     want_running: true,
+    guest_ready: false,
+    guest_ready_time: '',
     last_error: '',
     closed_at: null,
     updated_at: now,
@@ -103,7 +105,7 @@ export async function createTask(d: LifecycleDeps, lifecycle: TaskLifecycle, own
 }
 
 /** the create operation's work: files that are not there yet, the seed, the boot */
-export async function createWork(d: LifecycleDeps, taskId: string, ctx: OpContext): Promise<'running'> {
+export async function createWork(d: LifecycleDeps, taskId: string, ctx: OpContext): Promise<void> {
   const task = d.booter.mustGet(taskId);
   mkdirSync(d.paths.runDir(taskId), { recursive: true });
   for (const disk of d.store.disks(taskId)) {
@@ -123,7 +125,6 @@ export async function createWork(d: LifecycleDeps, taskId: string, ctx: OpContex
   await d.booter.writeSeed(task);
   ctx.progress({ percent: 80, stage: 'boot' });
   await d.booter.boot(task);
-  return 'running';
 }
 
 /**

@@ -21,6 +21,8 @@ import type { Logger } from '../util/logger.js';
 import type { VmBooter } from './boot.js';
 import { consoleLines, consoleText } from './console-log.js';
 import { createTask, createWork } from './create.js';
+import { serialSize, waitGuestReady } from './readiness.js';
+import { localTimestamp } from '../util/format.js';
 import { modifyTask } from './modify.js';
 import type { NetworkSync } from './network-sync.js';
 import type { TaskPaths } from './paths.js';
@@ -34,6 +36,12 @@ export interface LifecycleConfig {
   hostCores: number;
   /** memory a new VM may take, in GiB (per VM) */
   hostMemGiB: () => number;
+  /** how long a booted VM may take to answer (vm/readiness.ts) before it is `running` with guest_ready false */
+  guestReadyTimeoutMs?: number;
+  /** how often the readiness probes run */
+  readyProbeIntervalMs?: number;
+  /** tasks/passwd during boot waits this long for the guest agent */
+  passwdAgentWaitMs?: number;
 }
 
 export interface LifecycleDeps {
@@ -52,6 +60,9 @@ export interface LifecycleDeps {
 
 type OpKind = 'create' | 'start' | 'shutdown' | 'poweroff' | 'restart' | 'reset' | 'delete' | 'recover';
 
+/** the work's outcome when it wrote the task's status itself (the readiness wait) or another action took over */
+type Kept = { status: 'kept'; stage: string };
+
 /** one lifecycle action: the statuses it shows and its work */
 export interface OpPlan {
   kind: OpKind;
@@ -59,7 +70,7 @@ export interface OpPlan {
   errorStatus: ErrorStatus;
   wantRunning: boolean;
   /** the task's final status (or 'deleted'), or the status and a note for the operation (how a shutdown ended) */
-  work: (ctx: OpContext) => Promise<TaskStatus | 'deleted' | { status: TaskStatus; stage: string }>;
+  work: (ctx: OpContext) => Promise<TaskStatus | 'deleted' | { status: TaskStatus; stage: string } | Kept>;
 }
 
 /** each action's transitional status, error status and what the renter asked for: the state machine as a table */
@@ -79,7 +90,15 @@ function plan(kind: OpKind, work: OpPlan['work']): OpPlan {
 }
 
 export class TaskLifecycle {
+  /** tasks whose boot operation waits for the guest (lock released): power actions take the fast path */
+  private readonly waiting = new Set<string>();
+
   constructor(private readonly d: LifecycleDeps) {}
+
+  /** the VM was started and its guest is not up yet (the reconciler leaves such a task to its operation) */
+  isBooting(taskId: string): boolean {
+    return this.waiting.has(taskId);
+  }
 
   // --- queries -------------------------------------------------------------------------------------------
 
@@ -151,16 +170,23 @@ export class TaskLifecycle {
     this.requireSettled(task);
     return this.run(
       task,
-      plan('start', async () => {
+      plan('start', async (ctx) => {
         const state = await this.d.hv.state(task.task_id);
-        if (state === 'suspended' || state === 'paused') await this.d.hv.wakeup(task.task_id);
-        else if (state === 'shutoff') await this.d.booter.boot(this.d.booter.applyPending(task.task_id));
-        return 'running';
+        if (state === 'suspended' || state === 'paused') {
+          await this.d.hv.wakeup(task.task_id);
+          return 'running';
+        }
+        if (state !== 'shutoff') return 'running';
+        const from = this.beforeBoot(task.task_id);
+        await this.d.booter.boot(this.d.booter.applyPending(task.task_id));
+        return this.guestUp(ctx, task.task_id, 'starting', from);
       }),
     );
   }
 
   shutdown(task: Task): string {
+    // a guest that is not up yet cannot handle the ACPI button and has nothing to lose: off at once
+    if (this.isBooting(task.task_id)) return this.run(task, this.poweroffPlan(task.task_id, 'shutdown'));
     this.requireRunning(task);
     return this.run(
       task,
@@ -174,33 +200,38 @@ export class TaskLifecycle {
   }
 
   poweroff(task: Task): string {
+    if (this.isBooting(task.task_id)) return this.run(task, this.poweroffPlan(task.task_id));
     this.requireRunning(task);
     return this.run(task, this.poweroffPlan(task.task_id));
   }
 
   restart(task: Task, force: boolean): string {
-    this.requireSettled(task);
+    // while the guest boots there is nothing to shut down cleanly: the restart is a hard one
+    const hard = force || this.isBooting(task.task_id);
+    if (!this.isBooting(task.task_id)) this.requireSettled(task);
     return this.run(
       task,
-      plan('restart', async () => {
+      plan('restart', async (ctx) => {
         const state = await this.d.hv.state(task.task_id);
         if (state !== 'shutoff') {
-          if (force) await this.d.hv.destroy(task.task_id);
+          if (hard) await this.d.hv.destroy(task.task_id);
           else await this.d.hv.shutdown(task.task_id, this.d.config.shutdownTimeoutMs);
         }
+        const from = this.beforeBoot(task.task_id);
         await this.d.booter.boot(this.d.booter.applyPending(task.task_id));
-        return 'running';
+        return this.guestUp(ctx, task.task_id, 'restarting', from);
       }),
     );
   }
 
   reset(task: Task): string {
-    this.requireRunning(task);
+    if (!this.isBooting(task.task_id)) this.requireRunning(task);
     return this.run(
       task,
-      plan('reset', async () => {
+      plan('reset', async (ctx) => {
+        const from = this.beforeBoot(task.task_id);
         await this.d.hv.reset(task.task_id);
-        return 'running';
+        return this.guestUp(ctx, task.task_id, 'resetting', from);
       }),
     );
   }
@@ -212,7 +243,8 @@ export class TaskLifecycle {
   }
 
   async passwd(task: Task, username: string, password: string): Promise<void> {
-    if (task.status !== 'running' || !this.d.hv.running().includes(task.task_id)) throw NodeErrors.passwdNotRunning();
+    if (this.isBooting(task.task_id)) await this.agentUp(task.task_id);
+    else if (task.status !== 'running' || !this.d.hv.running().includes(task.task_id)) throw NodeErrors.passwdNotRunning();
     await this.d.hv.agent(
       task.task_id,
       'guest-set-user-password',
@@ -280,9 +312,10 @@ export class TaskLifecycle {
   recover(task: Task): void {
     this.run(
       task,
-      plan('recover', async () => {
+      plan('recover', async (ctx) => {
+        const from = this.beforeBoot(task.task_id);
         await this.d.booter.boot(this.d.booter.applyPending(task.task_id));
-        return 'running';
+        return this.guestUp(ctx, task.task_id, 'starting', from);
       }),
     );
   }
@@ -290,14 +323,74 @@ export class TaskLifecycle {
   // --- internals ---------------------------------------------------------------------------------------------
 
   createPlan(taskId: string): OpPlan {
-    return plan('create', (ctx) => createWork(this.d, taskId, ctx));
+    return plan('create', async (ctx) => {
+      const from = this.beforeBoot(taskId);
+      await createWork(this.d, taskId, ctx);
+      return this.guestUp(ctx, taskId, 'creating', from);
+    });
   }
 
-  private poweroffPlan(taskId: string): OpPlan {
-    return plan('poweroff', async () => {
+  /** a boot starts: the guest is not up (yet); where its serial log is now (only what follows counts) */
+  private beforeBoot(taskId: string): number {
+    this.d.store.update(taskId, { guest_ready: false, guest_ready_time: '' });
+    return serialSize(this.d.paths.serialLog(taskId));
+  }
+
+  /**
+   * After the VM started: let go of the task's lock (power actions may come now, and take the fast path), wait
+   * for the guest (vm/readiness.ts), then `running`, unless another action took the task over meanwhile. Past the
+   * cap the task is `running` with guest_ready false and a warning. PXE guests have nothing to wait for.
+   */
+  private async guestUp(ctx: OpContext, taskId: string, transient: TaskStatus, serialFrom: number): Promise<TaskStatus | Kept> {
+    const task = this.d.booter.mustGet(taskId);
+    if (task.bios_mode === 'pxe') return 'running';
+    ctx.progress({ percent: 90, stage: 'waiting for the guest' });
+    const forward = this.d.net.forwarder.probeTarget?.(task);
+    this.waiting.add(taskId);
+    ctx.unlock();
+    let result: Awaited<ReturnType<typeof waitGuestReady>>;
+    const stillOurs = () => this.d.store.get(taskId)?.status === transient && this.d.hv.running().includes(taskId);
+    try {
+      result = await waitGuestReady(
+        { hv: this.d.hv, taskId, serialLog: this.d.paths.serialLog(taskId), serialFrom, port: forward },
+        { capMs: this.d.config.guestReadyTimeoutMs ?? 300_000, intervalMs: this.d.config.readyProbeIntervalMs, stop: () => !stillOurs(), signal: ctx.signal },
+      );
+    } catch {
+      result = 'timeout';
+    } finally {
+      this.waiting.delete(taskId);
+    }
+    // read and write in one turn of the event loop: nothing can take the task over in between
+    if (result === 'stopped' || !stillOurs()) return { status: 'kept', stage: 'another action took the task over while the guest booted' };
+    if (result === 'timeout') {
+      this.d.store.update(taskId, { status: 'running', last_error: '' });
+      this.d.log.warn({ task_id: taskId, cap_ms: this.d.config.guestReadyTimeoutMs ?? 300_000 }, 'guest did not answer in time: running without guest_ready');
+      return { status: 'kept', stage: 'running; the guest has not answered (no agent, SSH banner or console marker)' };
+    }
+    this.d.store.update(taskId, { status: 'running', last_error: '', guest_ready: true, guest_ready_time: localTimestamp(Date.now()) });
+    this.d.log.info({ task_id: taskId, signal: result }, 'guest up');
+    return { status: 'kept', stage: 'running' };
+  }
+
+  /** tasks/passwd during boot: wait (bounded) until the guest agent answers */
+  private async agentUp(taskId: string): Promise<void> {
+    const end = Date.now() + (this.d.config.passwdAgentWaitMs ?? 120_000);
+    for (;;) {
+      try {
+        await this.d.hv.agent(taskId, 'guest-ping', {}, 1000);
+        return;
+      } catch (err) {
+        if (Date.now() >= end || !this.d.hv.running().includes(taskId)) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private poweroffPlan(taskId: string, kind: 'poweroff' | 'shutdown' = 'poweroff'): OpPlan {
+    return plan(kind, async () => {
       await this.d.hv.destroy(taskId);
       await this.d.net.release(taskId);
-      return 'closed';
+      return kind === 'shutdown' ? { status: 'closed', stage: 'closed at once: the guest was not up yet' } : 'closed';
     });
   }
 
@@ -349,7 +442,7 @@ export class TaskLifecycle {
         // rules and taps follow the VMs that run now, before the task says so
         await this.d.netSync.sync();
         const final = typeof result === 'string' ? result : result.status;
-        if (final !== 'deleted') this.d.store.update(id, { status: final, last_error: '' });
+        if (final !== 'deleted' && final !== 'kept') this.d.store.update(id, { status: final, last_error: '' });
         return { stage: typeof result === 'string' ? final : result.stage };
       },
       onError: async (err) => {

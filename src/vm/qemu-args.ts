@@ -204,16 +204,19 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
       '-drive',
       `if=none,id=${driveId(disk.name)},file=${disk.path},format=qcow2`,
       '-device',
-      `virtio-blk-pci,drive=${driveId(disk.name)},id=${disk.name}${disk === disks[0] ? `,bootindex=${diskBootIndex}` : ''}`,
+      // serial=<name>: the guest's /dev/disk/by-id/virtio-<name> (and /sys/block/vdX/serial) names the API's disk
+      `virtio-blk-pci,drive=${driveId(disk.name)},id=${disk.name},serial=${disk.name}${disk === disks[0] ? `,bootindex=${diskBootIndex}` : ''}`,
     );
   }
   if (spec.seedIso !== undefined) {
     validatePath(spec.seedIso, 'seed ISO');
+    // the NoCloud seed is a CD on the IDE/AHCI bus (/dev/sr0), not a virtio disk: the guest's vdX names are the
+    // API's disks only, so a hot-added disk gets the name the API gave it
     args.push(
       '-drive',
-      `if=none,id=${driveId('seed')},file=${spec.seedIso},format=raw,readonly=on`,
+      `if=none,id=${driveId('seed')},file=${spec.seedIso},format=raw,media=cdrom,readonly=on`,
       '-device',
-      `virtio-blk-pci,drive=${driveId('seed')},id=seed`,
+      `ide-cd,drive=${driveId('seed')},id=seed`,
     );
   }
 

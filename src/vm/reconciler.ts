@@ -78,7 +78,8 @@ export class Reconciler {
     const known = new Set(tasks.map((t) => t.task_id));
     for (const task of tasks) {
       const id = task.task_id;
-      if (this.d.ops.isLocked(id)) continue;
+      // an operation in flight owns the task, also while it waits for the guest outside the lock
+      if (this.d.ops.isLocked(id) || this.d.lifecycle.isBooting(id)) continue;
       let alive = this.d.hv.running().includes(id);
       if (!alive && atStart) alive = await this.d.hv.adopt(id, this.d.paths.runDir(id)).catch(() => false);
       const resumeId = this.resumeIds.get(id);

@@ -226,7 +226,8 @@ describe('lifecycle: transitions', () => {
         .slice(mark)
         .map((c) => c.method)
         .filter((m) => m !== 'state');
-      assert.deepEqual(calls, force ? ['destroy', 'start'] : ['shutdown', 'start']);
+      // then the readiness probe asks the guest agent until it answers
+      assert.deepEqual(calls, force ? ['destroy', 'start', 'agent'] : ['shutdown', 'start', 'agent']);
       assert.notEqual(n.hv.vm(t.task_id)?.pid, pid);
       pid = n.hv.vm(t.task_id)?.pid;
     }

@@ -39,6 +39,8 @@ export function fakeTask(id: string, over: Partial<Task> = {}): Task {
     public_ip: '',
     pending: {},
     want_running: false,
+    guest_ready: false,
+    guest_ready_time: '',
     last_error: '',
     closed_at: null,
     updated_at: Date.now(),

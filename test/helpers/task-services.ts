@@ -53,6 +53,14 @@ export interface TestNode {
   close(): Promise<void>;
 }
 
+/** a guest with an agent that answers guest-ping (and nothing else) */
+export const PINGING_GUEST: GuestBehaviour = {
+  agent: (execute) => {
+    if (execute === 'guest-ping') return {};
+    throw new Error(`guest agent ${execute}: not supported by this fake guest`);
+  },
+};
+
 export interface TestNodeOptions {
   /** the data dir of an earlier daemon (a restart); default a new one, removed by close() */
   dir?: NodeDir;
@@ -62,6 +70,8 @@ export interface TestNodeOptions {
   /** guest behaviour of VMs nothing was programmed for */
   guest?: GuestBehaviour;
   shutdownTimeoutMs?: number;
+  /** a booted VM is `running` once its guest answers or after this (default 1.5 s; probes every 50 ms) */
+  guestReadyTimeoutMs?: number;
   passthroughGpus?: string[];
   /** call services.start() (default true) */
   start?: boolean;
@@ -71,7 +81,8 @@ export async function makeServices(opts: TestNodeOptions = {}): Promise<TestNode
   const dir = opts.dir ?? makeNodeDir();
   const ownsDir = opts.dir === undefined;
   const world = opts.world ?? opts.hv?.world ?? new FakeWorld();
-  const hv = opts.hv ?? new FakeHypervisor({ world, guest: opts.guest });
+  // by default a guest whose agent answers guest-ping at once: `running` right after the boot
+  const hv = opts.hv ?? new FakeHypervisor({ world, guest: opts.guest ?? PINGING_GUEST });
   const db = openDb(dir.dbFile);
   const store = new TaskStore(db);
   const forwardHost = '127.0.0.1';
@@ -87,6 +98,8 @@ export async function makeServices(opts: TestNodeOptions = {}): Promise<TestNode
       forwardHost,
       vncListen: '127.0.0.1',
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 200,
+      guestReadyTimeoutMs: opts.guestReadyTimeoutMs ?? 1500,
+      readyProbeIntervalMs: 50,
       hostCores: 4,
       hostMemGiB: () => 8,
       passthroughGpus: async () => [...gpus],

@@ -66,16 +66,21 @@ test('kvm uses the host cpu', () => {
   assert.deepEqual(values(a, '-cpu'), ['host']);
 });
 
-test('disks are virtio-blk qcow2 with stable ids, vda boots first, seed is read-only raw', () => {
+test('disks are virtio-blk qcow2 with stable ids and serial=<name>, vda boots first, the seed is a read-only IDE CD', () => {
   const a = buildQemuArgs(spec(), env);
   const drives = values(a, '-drive');
   const devices = values(a, '-device');
   assert.ok(drives.includes('if=none,id=drive-vda,file=/var/lib/dbc/disks/t1/vda.qcow2,format=qcow2'));
   assert.ok(drives.includes('if=none,id=drive-vdb,file=/var/lib/dbc/disks/t1/data1.qcow2,format=qcow2'));
-  assert.ok(devices.includes('virtio-blk-pci,drive=drive-vda,id=vda,bootindex=1'));
-  assert.ok(devices.includes('virtio-blk-pci,drive=drive-vdb,id=vdb'));
-  assert.ok(drives.includes('if=none,id=drive-seed,file=/run/dbc/vm/t1/seed.iso,format=raw,readonly=on'));
-  assert.ok(devices.includes('virtio-blk-pci,drive=drive-seed,id=seed'));
+  assert.ok(devices.includes('virtio-blk-pci,drive=drive-vda,id=vda,serial=vda,bootindex=1'));
+  assert.ok(devices.includes('virtio-blk-pci,drive=drive-vdb,id=vdb,serial=vdb'));
+  assert.ok(drives.includes('if=none,id=drive-seed,file=/run/dbc/vm/t1/seed.iso,format=raw,media=cdrom,readonly=on'));
+  assert.ok(devices.includes('ide-cd,drive=drive-seed,id=seed'));
+  // no virtio disk besides the API's: the guest's vdX are vda, vdb (a hot-added vdc stays vdc)
+  assert.deepEqual(
+    devices.filter((d) => d.startsWith('virtio-blk-pci')).map((d) => /id=(\w+)/.exec(d)?.[1]),
+    ['vda', 'vdb'],
+  );
 });
 
 test('hot-plug uses the boot-time ids; a disk is found in query-block by id, device path or file', () => {

@@ -15,6 +15,7 @@ import type { NodeReply, RouteId } from '../../src/protocol/types.js';
 import { ChainRentals } from '../../src/rental/chain.js';
 import { FakeChain } from '../../src/rental/fake-chain.js';
 import { FakeHypervisor } from '../helpers/fake-hypervisor.js';
+import { PINGING_GUEST } from '../helpers/task-services.js';
 import { freeTcpPort, sleep, waitFor } from '../helpers/devnet.js';
 import { freeVncPort } from '../helpers/tasks.js';
 
@@ -72,7 +73,7 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'images', 'base.qcow2'), '16M']);
     chain = new FakeChain({ block: 1000, blockMs: 6000 });
     const url = await chain.listen();
-    hv = new FakeHypervisor();
+    hv = new FakeHypervisor({ guest: PINGING_GUEST });
     running = await startGpuNode({
       dataDir: dir,
       publicHost: '127.0.0.1',

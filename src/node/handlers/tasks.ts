@@ -55,6 +55,9 @@ export function taskDetail(ctx: NodeContext, task: Task): Record<string, unknown
       user: task.login_user,
       protocol: task.os === 'windows' ? 'rdp' : 'ssh',
     },
+    // ours: the guest answered since its last boot (agent, SSH/RDP banner or console marker), and when
+    guest_ready: task.guest_ready,
+    guest_ready_time: task.guest_ready_time,
   });
   if (task.rent_order) detail.rent_order = task.rent_order;
   if (task.network_name) detail.network_name = task.network_name;

@@ -1,0 +1,107 @@
+// When a booted VM counts as reachable: the guest agent answers guest-ping, or the SSH (RDP for windows) port
+// answers through its forward with a banner (QEMU's hostfwd accepts a connection before the guest listens, so a
+// bare connect proves nothing), or the serial console shows a marker (our test image's DBC_GUEST_READY, cloud-init's
+// "Cloud-init v. … finished", a login prompt) written since this boot, whichever comes first. The lifecycle waits
+// for it outside the task's lock (docs/lifecycle.md, "What running means").
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import net from 'node:net';
+import type { Hypervisor } from './types.js';
+
+export type ReadySignal = 'agent' | 'ssh' | 'rdp' | 'serial';
+
+/** lines on the serial console that mean the guest is up */
+export const SERIAL_READY_MARKERS: RegExp[] = [/DBC_GUEST_READY/, /Cloud-init v\. \S+ finished/, /^\S+ login: ?$/m];
+
+export interface ReadinessProbe {
+  hv: Pick<Hypervisor, 'agent'>;
+  taskId: string;
+  /** the serial log file and its size when this boot started (only what came after counts) */
+  serialLog: string;
+  serialFrom: number;
+  /** where the guest's SSH or RDP port answers on the host (user mode's forward); none: not probed */
+  port?: { host: string; port: number; protocol: 'ssh' | 'rdp' };
+}
+
+/** bytes of the serial log since `from` (at most the last 256 KiB of them) */
+function serialSince(file: string, from: number): string {
+  if (!existsSync(file)) return '';
+  const size = statSync(file).size;
+  if (size <= from) return '';
+  const start = Math.max(from, size - 256 * 1024);
+  const buf = Buffer.alloc(size - start);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, buf.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8').replace(/\r/g, '');
+}
+
+export function serialSize(file: string): number {
+  return existsSync(file) ? statSync(file).size : 0;
+}
+
+/** an X.224 connection request, the first thing an RDP client sends; a server answers with a TPKT (03 00) */
+const X224_CR = Buffer.from('030000130ee000000000000100080003000000', 'hex');
+
+/** true when host:port answers like an SSH (banner `SSH-`) or RDP (TPKT) server within timeoutMs */
+export function bannerAnswers(host: string, port: number, protocol: 'ssh' | 'rdp', timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    let got = Buffer.alloc(0);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => {
+      if (protocol === 'rdp') sock.write(X224_CR);
+    });
+    sock.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (protocol === 'ssh' && got.length >= 4) done(got.subarray(0, 4).toString('latin1') === 'SSH-');
+      if (protocol === 'rdp' && got.length >= 2) done(got[0] === 0x03 && got[1] === 0x00);
+    });
+    sock.on('error', () => done(false));
+    sock.on('close', () => done(false));
+  });
+}
+
+/** one round of every probe; the first that says the guest is up, or undefined */
+export async function probeOnce(p: ReadinessProbe): Promise<ReadySignal | undefined> {
+  const text = serialSince(p.serialLog, p.serialFrom);
+  if (SERIAL_READY_MARKERS.some((re) => re.test(text))) return 'serial';
+  const checks: Array<Promise<ReadySignal | undefined>> = [
+    p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
+      () => 'agent' as const,
+      () => undefined,
+    ),
+  ];
+  if (p.port) {
+    const { host, port, protocol } = p.port;
+    checks.push(bannerAnswers(host, port, protocol).then((ok) => (ok ? protocol : undefined)));
+  }
+  for (const r of await Promise.all(checks)) if (r) return r;
+  return undefined;
+}
+
+/**
+ * Probe every intervalMs until the guest is up (its signal), the cap passes ('timeout'), or stop() says the wait is
+ * no longer wanted ('stopped': another action took the task over, the VM went away, the node closes).
+ */
+export async function waitGuestReady(
+  p: ReadinessProbe,
+  o: { capMs: number; intervalMs?: number; stop: () => boolean; signal?: AbortSignal },
+): Promise<ReadySignal | 'timeout' | 'stopped'> {
+  const end = Date.now() + o.capMs;
+  for (;;) {
+    if (o.stop() || o.signal?.aborted) return 'stopped';
+    const r = await probeOnce(p);
+    if (o.stop() || o.signal?.aborted) return 'stopped';
+    if (r) return r;
+    if (Date.now() >= end) return 'timeout';
+    await new Promise((res) => setTimeout(res, Math.min(o.intervalMs ?? 1000, Math.max(0, end - Date.now()))));
+  }
+}
