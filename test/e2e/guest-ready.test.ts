@@ -55,7 +55,14 @@ describe('guest readiness through dbc up', { timeout: 600_000 }, () => {
       200,
     );
     // no retries: the status promised a reachable guest
-    const out = await sshExec('127.0.0.1', vm.ssh, 'dbc', detail.login_password, 'cat /sys/block/vda/serial; echo; cat /sys/block/vdb/serial; echo; ls /sys/block', 20_000);
+    const out = await sshExec(
+      '127.0.0.1',
+      vm.ssh,
+      'dbc',
+      detail.login_password,
+      'cat /sys/block/vda/serial; echo; cat /sys/block/vdb/serial; echo; ls /sys/block',
+      20_000,
+    );
     assert.ok(seen.has('creating'));
     assert.equal(detail.guest_ready, true);
     assert.match(detail.guest_ready_time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
@@ -70,7 +77,10 @@ describe('guest readiness through dbc up', { timeout: 600_000 }, () => {
     assert.equal((await waitOperation(d, add.body.operation_id as string, 120_000)).status, 'done');
     const serial = await waitFor(
       'vdc in the guest',
-      () => sshExec('127.0.0.1', vm.ssh, 'dbc', detail.login_password, 'cat /sys/block/vdc/serial'),
+      async () => {
+        const o = await sshExec('127.0.0.1', vm.ssh, 'dbc', detail.login_password, 'cat /sys/block/vdc/serial 2>/dev/null; true');
+        return o.trim() === 'vdc' ? o : undefined;
+      },
       60_000,
       1000,
     );
