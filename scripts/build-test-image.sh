@@ -10,22 +10,18 @@ GUEST=$REPO/scripts/guest
 OUT=${1:-$REPO/.cache/images/dbc-test.qcow2}
 KCACHE=$REPO/.cache/kernel
 
-DISK_MIB=256
-BOOT_START_MIB=1
+# shellcheck source=lib/boot-disk.sh
+. "$REPO/scripts/lib/boot-disk.sh"
 BOOT_MIB=48
-ROOT_START_MIB=$((BOOT_START_MIB + BOOT_MIB))
-ROOT_MIB=$((DISK_MIB - ROOT_START_MIB))
+ROOT_MIB=207   # 256 MiB in all
 CMDLINE="console=tty0 console=ttyS0,115200 quiet panic=10 dbc.root=LABEL=dbc-root"
 
-for tool in busybox dropbear dropbearkey mke2fs mkfs.fat mcopy syslinux sfdisk qemu-img dpkg-deb; do
+for tool in busybox dropbear dropbearkey mke2fs dpkg-deb; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] ||
     { echo "build-test-image: $tool missing, run scripts/setup-system.sh" >&2; exit 1; }
 done
 export PATH=$PATH:/usr/sbin:/sbin
-MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
-[ -f "$MBR_BIN" ] || { echo "build-test-image: $MBR_BIN missing (syslinux-common)" >&2; exit 1; }
-SD_BOOT=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
-[ -f "$SD_BOOT" ] || { echo "build-test-image: $SD_BOOT missing (systemd-boot-efi)" >&2; exit 1; }
+boot_disk_tools build-test-image || exit 1
 
 # --- kernel: Debian's stock kernel unpacked from its .deb (no postinst, no initramfs-tools), cached ---
 mkdir -p "$KCACHE"
@@ -58,8 +54,7 @@ VMLINUZ=$KTREE/boot/vmlinuz-$KV
 MODDIR=$KTREE/lib/modules/$KV
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/dbc-image.XXXXXX")
-TMP_OUT=
-trap 'rm -rf "$W"; [ -z "$TMP_OUT" ] || rm -f "$TMP_OUT"' EXIT
+trap 'rm -rf "$W"' EXIT
 
 # --- initramfs: static busybox, the wanted modules with their dependencies (from modules.dep), /init ---
 INITRD=$W/initrd
@@ -150,47 +145,6 @@ cp -a "$INITRD/lib/modules" "$R/lib/"
 truncate -s "${ROOT_MIB}M" "$W/root.ext4"
 mke2fs -q -F -t ext4 -b 4096 -I 256 -L dbc-root -d "$R" "$W/root.ext4" "${ROOT_MIB}M"
 
-# --- boot partition (FAT): kernel, initrd, syslinux for BIOS, systemd-boot as EFI/BOOT/BOOTX64.EFI ---
-cat > "$W/syslinux.cfg" <<S
-SERIAL 0 115200
-DEFAULT dbc
-PROMPT 0
-TIMEOUT 0
-LABEL dbc
-  LINUX /vmlinuz
-  INITRD /initrd.gz
-  APPEND $CMDLINE
-S
-# systemd-boot rather than GRUB: Debian's GRUB 2.06 EFI loader runs out of memory with -m 256 under OVMF
-printf 'timeout 0\ndefault dbc.conf\nconsole-mode keep\n' > "$W/loader.conf"
-printf 'title dbc test guest\nlinux /vmlinuz\ninitrd /initrd.gz\noptions %s\n' "$CMDLINE" > "$W/dbc.conf"
-truncate -s "${BOOT_MIB}M" "$W/boot.fat"
-mkfs.fat -F 16 -s 16 -n DBCBOOT "$W/boot.fat" >/dev/null
-export MTOOLS_SKIP_CHECK=1
-mcopy -i "$W/boot.fat" "$VMLINUZ" ::/vmlinuz
-mcopy -i "$W/boot.fat" "$W/initrd.gz" ::/initrd.gz
-mcopy -i "$W/boot.fat" "$W/syslinux.cfg" ::/syslinux.cfg
-mmd -i "$W/boot.fat" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
-mcopy -i "$W/boot.fat" "$SD_BOOT" ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$W/boot.fat" "$W/loader.conf" ::/loader/loader.conf
-mcopy -i "$W/boot.fat" "$W/dbc.conf" ::/loader/entries/dbc.conf
-syslinux --install "$W/boot.fat"
-
-# --- disk: MBR (syslinux mbr.bin) with an active 0xEF FAT partition and an ext4 root partition ---
-truncate -s "${DISK_MIB}M" "$W/disk.raw"
-sfdisk -q "$W/disk.raw" <<D
-label: dos
-start=$((BOOT_START_MIB * 2048)), size=$((BOOT_MIB * 2048)), type=ef, bootable
-start=$((ROOT_START_MIB * 2048)), size=$((ROOT_MIB * 2048)), type=83
-D
-dd if="$MBR_BIN" of="$W/disk.raw" bs=440 count=1 conv=notrunc status=none
-dd if="$W/boot.fat" of="$W/disk.raw" bs=1M seek="$BOOT_START_MIB" conv=notrunc,sparse status=none
-dd if="$W/root.ext4" of="$W/disk.raw" bs=1M seek="$ROOT_START_MIB" conv=notrunc,sparse status=none
-
-mkdir -p "$(dirname "$OUT")"
-TMP_OUT=$(mktemp "$(dirname "$OUT")/.$(basename "$OUT").XXXXXX")
-qemu-img convert -f raw -O qcow2 -c "$W/disk.raw" "$TMP_OUT"
-chmod 644 "$TMP_OUT"
-mv -f "$TMP_OUT" "$OUT"
-TMP_OUT=
+# --- the disk: FAT boot partition (syslinux + systemd-boot) and the ext4 root (scripts/lib/boot-disk.sh) ---
+write_boot_disk "$W" "$VMLINUZ" "$W/initrd.gz" "$CMDLINE" "dbc test guest" "$BOOT_MIB" "$W/root.ext4" "$ROOT_MIB" "$OUT"
 echo "$OUT"

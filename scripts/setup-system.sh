@@ -12,6 +12,8 @@ PACKAGES=(
   # guest image build (scripts/build-test-image.sh)
   busybox-static dropbear-bin syslinux syslinux-common mtools dosfstools systemd-boot-efi
   e2fsprogs fdisk
+  # the Debian 12 cloud image (scripts/build-cloud-image.sh, the real-guest e2e test)
+  debootstrap
   # the test guest's unprivileged ping (scripts/guest/dbc-ping.c, built static)
   gcc libc6-dev
 )

@@ -76,7 +76,7 @@ export function renderUserData(opts: NoCloudSeedOptions): string {
       '    partition: none',
       '    overwrite: false',
       'mounts:',
-      `  - [LABEL=${DATA_DISK_LABEL}, /data, ext4, "defaults,nofail,x-systemd.device-timeout=10s", "0", "2"]`,
+      `  - [LABEL=${DATA_DISK_LABEL}, /data, ext4, "defaults,nofail", "0", "2"]`,
     );
   }
   return [...lines, ''].join('\n');

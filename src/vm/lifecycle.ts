@@ -40,6 +40,8 @@ export interface LifecycleConfig {
   guestReadyTimeoutMs?: number;
   /** how often the readiness probes run */
   readyProbeIntervalMs?: number;
+  /** once the guest agent answers, how long SSH/RDP or a console marker is still waited for (vm/readiness.ts) */
+  agentGraceMs?: number;
   /** tasks/passwd during boot waits this long for the guest agent */
   passwdAgentWaitMs?: number;
 }
@@ -353,7 +355,13 @@ export class TaskLifecycle {
     try {
       result = await waitGuestReady(
         { hv: this.d.hv, taskId, serialLog: this.d.paths.serialLog(taskId), serialFrom, port: forward },
-        { capMs: this.d.config.guestReadyTimeoutMs ?? 300_000, intervalMs: this.d.config.readyProbeIntervalMs, stop: () => !stillOurs(), signal: ctx.signal },
+        {
+          capMs: this.d.config.guestReadyTimeoutMs ?? 300_000,
+          intervalMs: this.d.config.readyProbeIntervalMs,
+          agentGraceMs: this.d.config.agentGraceMs,
+          stop: () => !stillOurs(),
+          signal: ctx.signal,
+        },
       );
     } catch {
       result = 'timeout';
@@ -372,9 +380,13 @@ export class TaskLifecycle {
     return { status: 'kept', stage: 'running' };
   }
 
-  /** tasks/passwd during boot: wait (bounded) until the guest agent answers */
+  /**
+   * tasks/passwd during boot: wait (bounded) until the guest is up (a stock image's agent answers before cloud-init
+   * has made the user), then until the agent answers
+   */
   private async agentUp(taskId: string): Promise<void> {
     const end = Date.now() + (this.d.config.passwdAgentWaitMs ?? 120_000);
+    while (this.isBooting(taskId) && Date.now() < end) await new Promise((r) => setTimeout(r, 250));
     for (;;) {
       try {
         await this.d.hv.agent(taskId, 'guest-ping', {}, 1000);

@@ -192,7 +192,7 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
 
   const disks = spec.disks ?? [];
   if (spec.biosMode !== 'pxe' && disks.length === 0) throw new Error(`boot mode ${spec.biosMode} needs a disk`);
-  const ids = new Set<string>(['seed', 'net0', 'video0', 'virtio-serial0']);
+  const ids = new Set<string>(['seed', 'seed-scsi', 'net0', 'video0', 'virtio-serial0']);
   // pxe: the NIC boots first, vda (if any) after it
   const diskBootIndex = spec.biosMode === 'pxe' ? 2 : 1;
   for (const disk of disks) {
@@ -210,14 +210,13 @@ export function buildQemuArgs(spec: VmSpec, env: QemuEnv): string[] {
   }
   if (spec.seedIso !== undefined) {
     validatePath(spec.seedIso, 'seed ISO');
-    // the NoCloud seed is a CD on the IDE/AHCI bus (/dev/sr0), not a virtio disk: the guest's vdX names are the
-    // API's disks only, so a hot-added disk gets the name the API gave it
-    args.push(
-      '-drive',
-      `if=none,id=${driveId('seed')},file=${spec.seedIso},format=raw,media=cdrom,readonly=on`,
-      '-device',
-      `ide-cd,drive=${driveId('seed')},id=seed`,
-    );
+    // the NoCloud seed is a CD (/dev/sr0), not a virtio disk: the guest's vdX names are the API's disks only, so a
+    // hot-added disk gets the name the API gave it. Linux guests get it on virtio-scsi: an IDE CD is not detected by
+    // Linux after OVMF (measured: no ATAPI device, so cloud-init found no seed); Windows keeps the q35 AHCI CD it has
+    // in-box drivers for.
+    args.push('-drive', `if=none,id=${driveId('seed')},file=${spec.seedIso},format=raw,media=cdrom,readonly=on`);
+    if (spec.os === 'windows') args.push('-device', `ide-cd,drive=${driveId('seed')},id=seed`);
+    else args.push('-device', 'virtio-scsi-pci,id=seed-scsi', '-device', `scsi-cd,bus=seed-scsi.0,drive=${driveId('seed')},id=seed`);
   }
 
   let netdev: string;

@@ -1,8 +1,11 @@
-// When a booted VM counts as reachable: the guest agent answers guest-ping, or the SSH (RDP for windows) port
-// answers through its forward with a banner (QEMU's hostfwd accepts a connection before the guest listens, so a
-// bare connect proves nothing), or the serial console shows a marker (our test image's DBC_GUEST_READY, cloud-init's
-// "Cloud-init v. … finished", a login prompt) written since this boot, whichever comes first. The lifecycle waits
-// for it outside the task's lock (docs/lifecycle.md, "What running means").
+// When a booted VM counts as reachable. Strong signals, the first of which ends the wait: the SSH (RDP for windows)
+// port answers through its forward with a banner (QEMU's hostfwd accepts a connection before the guest listens, so
+// a bare connect proves nothing), or the serial console shows, since this boot, our test image's DBC_GUEST_READY
+// (written once its sshd listens) or cloud-init's "Cloud-init v. … finished"; a login prompt counts only when no
+// port can be probed. The guest agent's guest-ping is a weak signal: in a stock cloud image qemu-ga answers tens of
+// seconds before cloud-init has made the user and sshd listens, so after it answers the wait goes on for a strong
+// signal for at most agentGraceMs (an image without sshd still turns running then). The lifecycle waits outside
+// the task's lock (docs/guest-readiness.md).
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import net from 'node:net';
 import type { Hypervisor } from './types.js';
@@ -10,7 +13,11 @@ import type { Hypervisor } from './types.js';
 export type ReadySignal = 'agent' | 'ssh' | 'rdp' | 'serial';
 
 /** lines on the serial console that mean the guest is up */
-export const SERIAL_READY_MARKERS: RegExp[] = [/DBC_GUEST_READY/, /Cloud-init v\. \S+ finished/, /^\S+ login: ?$/m];
+export const SERIAL_READY_MARKERS: RegExp[] = [/DBC_GUEST_READY/, /Cloud-init v\. \S+ finished/];
+/** a getty's prompt: a strong signal only where no port can be probed (sshd may start a moment later) */
+export const SERIAL_LOGIN_PROMPT = /^\S+ login: ?$/m;
+/** how long a strong signal is waited for once the agent answered */
+export const AGENT_GRACE_MS = 90_000;
 
 export interface ReadinessProbe {
   hv: Pick<Hypervisor, 'agent'>;
@@ -69,39 +76,41 @@ export function bannerAnswers(host: string, port: number, protocol: 'ssh' | 'rdp
   });
 }
 
-/** one round of every probe; the first that says the guest is up, or undefined */
+/** one round of every probe: the strong signal if one answered, else 'agent' if the agent did, else undefined */
 export async function probeOnce(p: ReadinessProbe): Promise<ReadySignal | undefined> {
   const text = serialSince(p.serialLog, p.serialFrom);
   if (SERIAL_READY_MARKERS.some((re) => re.test(text))) return 'serial';
-  const checks: Array<Promise<ReadySignal | undefined>> = [
-    p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
-      () => 'agent' as const,
-      () => undefined,
-    ),
-  ];
-  if (p.port) {
-    const { host, port, protocol } = p.port;
-    checks.push(bannerAnswers(host, port, protocol).then((ok) => (ok ? protocol : undefined)));
-  }
-  for (const r of await Promise.all(checks)) if (r) return r;
-  return undefined;
+  if (!p.port && SERIAL_LOGIN_PROMPT.test(text)) return 'serial';
+  const agent = p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
+    () => 'agent' as const,
+    () => undefined,
+  );
+  const banner = p.port ? bannerAnswers(p.port.host, p.port.port, p.port.protocol).then((ok) => (ok ? p.port!.protocol : undefined)) : undefined;
+  const [a, b] = await Promise.all([agent, banner]);
+  return b ?? a;
 }
 
 /**
- * Probe every intervalMs until the guest is up (its signal), the cap passes ('timeout'), or stop() says the wait is
- * no longer wanted ('stopped': another action took the task over, the VM went away, the node closes).
+ * Probe every intervalMs until the guest is up (a strong signal, or the agent's once agentGraceMs passed since it
+ * first answered), the cap passes ('timeout'), or stop() says the wait is no longer wanted ('stopped': another action
+ * took the task over, the VM went away, the node closes).
  */
 export async function waitGuestReady(
   p: ReadinessProbe,
-  o: { capMs: number; intervalMs?: number; stop: () => boolean; signal?: AbortSignal },
+  o: { capMs: number; intervalMs?: number; agentGraceMs?: number; stop: () => boolean; signal?: AbortSignal },
 ): Promise<ReadySignal | 'timeout' | 'stopped'> {
   const end = Date.now() + o.capMs;
+  let agentAt: number | undefined;
   for (;;) {
     if (o.stop() || o.signal?.aborted) return 'stopped';
     const r = await probeOnce(p);
     if (o.stop() || o.signal?.aborted) return 'stopped';
-    if (r) return r;
-    if (Date.now() >= end) return 'timeout';
-    await new Promise((res) => setTimeout(res, Math.min(o.intervalMs ?? 1000, Math.max(0, end - Date.now()))));
+    if (r && r !== 'agent') return r;
+    if (r === 'agent') {
+      agentAt ??= Date.now();
+      if (Date.now() - agentAt >= (o.agentGraceMs ?? AGENT_GRACE_MS)) return 'agent';
+    }
+    if (Date.now() >= end) return agentAt === undefined ? 'timeout' : 'agent';
+    await new Promise((res) => setTimeout(res, Math.min(o.intervalMs ?? 500, Math.max(0, end - Date.now()))));
   }
 }

@@ -24,6 +24,18 @@ export function ensureTestImage(): string {
   return image;
 }
 
+/**
+ * The Debian 12 cloud image (scripts/build-cloud-image.sh: debootstrap, ~4 min, root and the Debian archive),
+ * built once and cached under .cache/
+ */
+export function ensureCloudImage(): string {
+  const image = join(repoRoot, '.cache', 'images', 'debian-12-cloud.qcow2');
+  if (!existsSync(image)) {
+    execFileSync('bash', [join(repoRoot, 'scripts', 'build-cloud-image.sh'), image], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return image;
+}
+
 export interface DevnetJson {
   api: string;
   node_id: string;
@@ -49,6 +61,8 @@ export interface Devnet extends DevnetJson {
 
 export interface DevnetOptions {
   dataDir?: string;
+  /** the base image `dbc up --image` installs (default: the test image) */
+  image?: string;
   shutdownTimeoutS?: number;
   sweepS?: number;
   deleteGraceS?: number;
@@ -79,7 +93,7 @@ async function waitForFile(file: string, proc: ChildProcess, before: number | un
 }
 
 export async function startDevnet(o: DevnetOptions = {}): Promise<Devnet> {
-  const image = ensureTestImage();
+  const image = o.image ?? ensureTestImage();
   const dataDir = o.dataDir ?? mkdtempSync(join(os.tmpdir(), 'dbc-e2e-'));
   let port = 0;
   let out = '';

@@ -100,6 +100,8 @@ export async function makeServices(opts: TestNodeOptions = {}): Promise<TestNode
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 200,
       guestReadyTimeoutMs: opts.guestReadyTimeoutMs ?? 1500,
       readyProbeIntervalMs: 50,
+      // the fake guest has an agent and no SSH server: its answer is enough
+      agentGraceMs: 0,
       hostCores: 4,
       hostMemGiB: () => 8,
       passthroughGpus: async () => [...gpus],

@@ -75,7 +75,8 @@ test('disks are virtio-blk qcow2 with stable ids and serial=<name>, vda boots fi
   assert.ok(devices.includes('virtio-blk-pci,drive=drive-vda,id=vda,serial=vda,bootindex=1'));
   assert.ok(devices.includes('virtio-blk-pci,drive=drive-vdb,id=vdb,serial=vdb'));
   assert.ok(drives.includes('if=none,id=drive-seed,file=/run/dbc/vm/t1/seed.iso,format=raw,media=cdrom,readonly=on'));
-  assert.ok(devices.includes('ide-cd,drive=drive-seed,id=seed'));
+  assert.ok(devices.includes('virtio-scsi-pci,id=seed-scsi'));
+  assert.ok(devices.includes('scsi-cd,bus=seed-scsi.0,drive=drive-seed,id=seed'));
   // no virtio disk besides the API's: the guest's vdX are vda, vdb (a hot-added vdc stays vdc)
   assert.deepEqual(
     devices.filter((d) => d.startsWith('virtio-blk-pci')).map((d) => /id=(\w+)/.exec(d)?.[1]),
