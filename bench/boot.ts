@@ -21,6 +21,7 @@ import { writeNoCloudSeed } from '../src/storage/seed.js';
 import { createDisk, createOverlay } from '../src/storage/qemu-img.js';
 import { buildQemuArgs } from '../src/vm/qemu-args.js';
 import { kvmUsable } from '../src/vm/qemu.js';
+import { waitGuestReady } from '../src/vm/readiness.js';
 import type { VmSpec } from '../src/vm/types.js';
 import {
   ensureCloudImage,
@@ -54,18 +55,25 @@ const TARGET_LOGIN_RATIO = 1.05;
 const TARGET_RUNNING_TO_LOGIN_MS = 2000;
 const DATA_DISK_GB = CLOUD ? 2 : 1;
 
+/** failed login attempts of the last waitLogin: when each started (ms from t0), how long it took, why it failed */
+let loginFailures: Array<{ at_ms: number; took_ms: number; error: string }> = [];
+
 /** ms from t0 until an SSH login with user/password succeeds, a try every PROBE_MS once the last one failed */
 async function waitLogin(port: number, user: string, password: string, t0: number, timeoutMs: number, gone?: () => string | null): Promise<number> {
   const end = t0 + timeoutMs;
   let last = '';
+  loginFailures = [];
   while (performance.now() < end) {
     const why = gone?.();
     if (why) throw new Error(why);
+    const started = performance.now();
     try {
       await sshExec('127.0.0.1', port, user, password, 'true', 10_000);
       return performance.now() - t0;
     } catch (err) {
       last = err instanceof Error ? err.message : String(err);
+      if (loginFailures.length < 20)
+        loginFailures.push({ at_ms: Math.round(started - t0), took_ms: Math.round(performance.now() - started), error: last.slice(0, 80) });
       await sleep(PROBE_MS);
     }
   }
@@ -119,6 +127,7 @@ interface ApiRun {
   to_running_ms: number;
   to_ssh_banner_ms: number;
   to_ssh_login_ms: number;
+  login_failures: typeof loginFailures;
 }
 
 async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknown>) => string): Promise<ApiRun> {
@@ -163,7 +172,7 @@ async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknow
     if (Number.isNaN(toRunning)) throw new Error(`task ${taskId} not running within ${BOOT_TIMEOUT_MS} ms`);
     const toLogin = await waitLogin(sshPort, 'dbc', password, t0, BOOT_TIMEOUT_MS, () => failed);
     const toBanner = await banner;
-    return { ack_ms: ack, to_running_ms: toRunning, to_ssh_banner_ms: toBanner, to_ssh_login_ms: toLogin };
+    return { ack_ms: ack, to_running_ms: toRunning, to_ssh_banner_ms: toBanner, to_ssh_login_ms: toLogin, login_failures: loginFailures };
   } catch (err) {
     failed ??= err instanceof Error ? err.message : String(err);
     throw err;
@@ -182,8 +191,11 @@ async function apiRun(d: Devnet, sessionJson: (additional: Record<string, unknow
 
 interface BareRun {
   prep_ms: number;
+  /** when the node's readiness rule (vm/readiness.ts) would have said running */
+  to_ready_ms: number;
   to_ssh_banner_ms: number;
   to_ssh_login_ms: number;
+  login_failures: typeof loginFailures;
 }
 
 async function bareRun(image: string, root: string, n: number): Promise<BareRun> {
@@ -244,9 +256,23 @@ async function bareRun(image: string, root: string, n: number): Promise<BareRun>
   child.on('exit', (code, signal) => (exited = `bare QEMU exited (${signal ?? code}): ${stderrTail()}`));
   child.on('error', (err) => (exited = `cannot run qemu-system-x86_64: ${err.message}`));
   try {
-    const toBanner = await waitBanner(sshPort, t0, BOOT_TIMEOUT_MS, () => exited);
-    const toLogin = await waitLogin(sshPort, 'dbc', 'benchpassword123', t0, BOOT_TIMEOUT_MS, () => exited);
-    return { prep_ms: prep, to_ssh_banner_ms: toBanner, to_ssh_login_ms: toLogin };
+    const banner = waitBanner(sshPort, t0, BOOT_TIMEOUT_MS, () => exited);
+    banner.catch(() => undefined); // awaited below
+    // the node's own readiness rule (vm/readiness.ts) on the bare VM: a login starts when the node would say running
+    const ready = await waitGuestReady(
+      {
+        hv: { agent: () => Promise.reject(new Error('not asked')) },
+        taskId,
+        serialLog: spec.serialLog,
+        serialFrom: 0,
+        port: { host: '127.0.0.1', port: sshPort, protocol: 'ssh' },
+      },
+      { capMs: BOOT_TIMEOUT_MS, stop: () => exited !== null },
+    );
+    const toReady = performance.now() - t0;
+    if (ready !== 'ssh' && ready !== 'serial') throw new Error(`bare QEMU: the readiness rule said ${ready}: ${String(exited as string | null)}`);
+    const toLogin = await waitLogin(sshPort, 'dbc', 'benchpassword123', performance.now(), BOOT_TIMEOUT_MS, () => exited).then((ms) => toReady + ms);
+    return { prep_ms: prep, to_ready_ms: toReady, to_ssh_banner_ms: await banner, to_ssh_login_ms: toLogin, login_failures: loginFailures };
   } catch (err) {
     let serial = '';
     try {
@@ -333,11 +359,14 @@ export async function benchBoot(): Promise<Record<string, unknown>> {
         to_running_ms: Math.round(r.to_running_ms),
         to_ssh_banner_ms: Math.round(r.to_ssh_banner_ms),
         to_ssh_login_ms: Math.round(r.to_ssh_login_ms),
+        login_failures: r.login_failures,
       })),
       bare: bare.map((r) => ({
         prep_ms: Math.round(r.prep_ms),
+        to_ready_ms: Math.round(r.to_ready_ms),
         to_ssh_banner_ms: Math.round(r.to_ssh_banner_ms),
         to_ssh_login_ms: Math.round(r.to_ssh_login_ms),
+        login_failures: r.login_failures,
       })),
     },
     bare_prep_ms: Math.round(median(bare.map((r) => r.prep_ms))),

@@ -53,7 +53,7 @@ export function serialSize(file: string): number {
 const X224_CR = Buffer.from('030000130ee000000000000100080003000000', 'hex');
 
 /** true when host:port answers like an SSH (banner `SSH-`) or RDP (TPKT) server within timeoutMs */
-export function bannerAnswers(host: string, port: number, protocol: 'ssh' | 'rdp', timeoutMs = 1500): Promise<boolean> {
+export function bannerAnswers(host: string, port: number, protocol: 'ssh' | 'rdp', timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host, port });
     let got = Buffer.alloc(0);
@@ -76,41 +76,61 @@ export function bannerAnswers(host: string, port: number, protocol: 'ssh' | 'rdp
   });
 }
 
-/** one round of every probe: the strong signal if one answered, else 'agent' if the agent did, else undefined */
-export async function probeOnce(p: ReadinessProbe): Promise<ReadySignal | undefined> {
+/** the serial console's strong signal since this boot ('serial'), or undefined */
+function serialSignal(p: ReadinessProbe): ReadySignal | undefined {
   const text = serialSince(p.serialLog, p.serialFrom);
   if (SERIAL_READY_MARKERS.some((re) => re.test(text))) return 'serial';
   if (!p.port && SERIAL_LOGIN_PROMPT.test(text)) return 'serial';
-  const agent = p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
-    () => 'agent' as const,
-    () => undefined,
-  );
-  const banner = p.port ? bannerAnswers(p.port.host, p.port.port, p.port.protocol).then((ok) => (ok ? p.port!.protocol : undefined)) : undefined;
-  const [a, b] = await Promise.all([agent, banner]);
-  return b ?? a;
+  return undefined;
 }
+
+/** a banner probe may wait this long: sshd re-execs itself per connection, ~300 ms under TCG when idle, seconds at boot */
+export const BANNER_TIMEOUT_MS = 5000;
+/** banner probes in flight at once: a new dial gets a fresh SYN from QEMU's slirp (a held one backs off), and sshd's
+ * MaxStartups (10 unauthenticated) is never approached */
+const BANNER_IN_FLIGHT = 3;
 
 /**
  * Probe every intervalMs until the guest is up (a strong signal, or the agent's once agentGraceMs passed since it
  * first answered), the cap passes ('timeout'), or stop() says the wait is no longer wanted ('stopped': another action
- * took the task over, the VM went away, the node closes).
+ * took the task over, the VM went away, the node closes). Banner probes overlap: one is started each round while
+ * fewer than BANNER_IN_FLIGHT wait, each given BANNER_TIMEOUT_MS.
  */
 export async function waitGuestReady(
   p: ReadinessProbe,
-  o: { capMs: number; intervalMs?: number; agentGraceMs?: number; stop: () => boolean; signal?: AbortSignal },
+  o: { capMs: number; intervalMs?: number; agentGraceMs?: number; bannerTimeoutMs?: number; stop: () => boolean; signal?: AbortSignal },
 ): Promise<ReadySignal | 'timeout' | 'stopped'> {
   const end = Date.now() + o.capMs;
   let agentAt: number | undefined;
+  let bannerSeen = false;
+  let inFlight = 0;
+  let agentPending = false;
+  let agentOk = false;
+  const stopped = () => o.stop() || o.signal?.aborted === true;
   for (;;) {
-    if (o.stop() || o.signal?.aborted) return 'stopped';
-    const r = await probeOnce(p);
-    if (o.stop() || o.signal?.aborted) return 'stopped';
-    if (r && r !== 'agent') return r;
-    if (r === 'agent') {
+    if (stopped()) return 'stopped';
+    const serial = serialSignal(p);
+    if (serial) return serial;
+    if (bannerSeen && p.port) return p.port.protocol;
+    if (p.port && inFlight < BANNER_IN_FLIGHT) {
+      inFlight++;
+      void bannerAnswers(p.port.host, p.port.port, p.port.protocol, o.bannerTimeoutMs ?? BANNER_TIMEOUT_MS).then((ok) => {
+        inFlight--;
+        if (ok) bannerSeen = true;
+      });
+    }
+    if (!agentPending) {
+      agentPending = true;
+      p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
+        () => ((agentOk = true), (agentPending = false)),
+        () => (agentPending = false),
+      );
+    }
+    if (agentOk) {
       agentAt ??= Date.now();
       if (Date.now() - agentAt >= (o.agentGraceMs ?? AGENT_GRACE_MS)) return 'agent';
     }
     if (Date.now() >= end) return agentAt === undefined ? 'timeout' : 'agent';
-    await new Promise((res) => setTimeout(res, Math.min(o.intervalMs ?? 500, Math.max(0, end - Date.now()))));
+    await new Promise((res) => setTimeout(res, Math.min(o.intervalMs ?? 250, Math.max(0, end - Date.now()))));
   }
 }
