@@ -54,6 +54,9 @@ const TARGET_LOGIN_RATIO = 1.05;
 /** a client that logs in when the status says running waits at most this long */
 const TARGET_RUNNING_TO_LOGIN_MS = 2000;
 const DATA_DISK_GB = CLOUD ? 2 : 1;
+/** one login attempt may take this long: under TCG a first login while cloud-init runs takes tens of seconds, and a
+ * shorter limit only restarts the handshake */
+const LOGIN_TIMEOUT_MS = 60_000;
 
 /** failed login attempts of the last waitLogin: when each started (ms from t0), how long it took, why it failed */
 let loginFailures: Array<{ at_ms: number; took_ms: number; error: string }> = [];
@@ -68,7 +71,7 @@ async function waitLogin(port: number, user: string, password: string, t0: numbe
     if (why) throw new Error(why);
     const started = performance.now();
     try {
-      await sshExec('127.0.0.1', port, user, password, 'true', 10_000);
+      await sshExec('127.0.0.1', port, user, password, 'true', LOGIN_TIMEOUT_MS);
       return performance.now() - t0;
     } catch (err) {
       last = err instanceof Error ? err.message : String(err);
