@@ -119,7 +119,7 @@ export async function waitGuestReady(
         if (ok) bannerSeen = true;
       });
     }
-    if (!agentPending) {
+    if (!agentPending && !agentOk) {
       agentPending = true;
       p.hv.agent(p.taskId, 'guest-ping', {}, 1000).then(
         () => ((agentOk = true), (agentPending = false)),
