@@ -60,6 +60,8 @@ export interface NodeOptions {
   shutdownTimeoutMs?: number;
   /** a booted VM is `running` once its guest answers, or after this with guest_ready false (default 300 s) */
   guestReadyTimeoutMs?: number;
+  /** once the guest agent answers, how long SSH or a console marker is still waited for (vm/readiness.ts) */
+  agentGraceMs?: number;
   expiry?: Partial<ExpiryPolicy>;
   reconcileIntervalMs?: number;
   hypervisor?: Hypervisor;
@@ -152,6 +154,7 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       vncListen: opts.vncListen,
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
       guestReadyTimeoutMs: opts.guestReadyTimeoutMs,
+      agentGraceMs: opts.agentGraceMs,
       hostCores: os.cpus().length,
       hostMemGiB: () => Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
       passthroughGpus: async () => (await inventory.snapshot()).gpuPassthrough.filter((g) => g.vfioReady).map((g) => g.pciBusId),

@@ -81,6 +81,8 @@ describe('GPU node with chain rentals', { timeout: 120_000 }, () => {
       vncListen: '127.0.0.1',
       logger: quiet,
       hypervisor: hv,
+      // the fake guest has an agent and no SSH server: its answer is enough
+      agentGraceMs: 0,
       expiry: { sweepIntervalMs: 3600_000, deleteGraceMs: 1500 },
       rentals: ({ nodeId }) => new ChainRentals({ machineId: nodeId, rpc: { endpoints: [url] }, headTtlMs: 0, outageGraceMs: GRACE_MS }),
     });
