@@ -273,7 +273,7 @@ async function bareRun(image: string, root: string, n: number): Promise<BareRun>
       { capMs: BOOT_TIMEOUT_MS, stop: () => exited !== null },
     );
     const toReady = performance.now() - t0;
-    if (ready !== 'ssh' && ready !== 'serial') throw new Error(`bare QEMU: the readiness rule said ${ready}: ${String(exited as string | null)}`);
+    if (ready !== 'ssh' && ready !== 'serial') throw new Error(`bare QEMU: the readiness rule said ${ready}: ${String(exited)}`);
     const toLogin = await waitLogin(sshPort, 'dbc', 'benchpassword123', performance.now(), BOOT_TIMEOUT_MS, () => exited).then((ms) => toReady + ms);
     return { prep_ms: prep, to_ready_ms: toReady, to_ssh_banner_ms: await banner, to_ssh_login_ms: toLogin, login_failures: loginFailures };
   } catch (err) {
