@@ -92,14 +92,17 @@ function plan(kind: OpKind, work: OpPlan['work']): OpPlan {
 }
 
 export class TaskLifecycle {
-  /** tasks whose boot operation waits for the guest (lock released): power actions take the fast path */
-  private readonly waiting = new Set<string>();
+  /**
+   * tasks whose boot operation waits for the guest (lock released): power actions take the fast path. A count per
+   * task: a restart's wait can begin before the wait it replaced has ended.
+   */
+  private readonly waiting = new Map<string, number>();
 
   constructor(private readonly d: LifecycleDeps) {}
 
   /** the VM was started and its guest is not up yet (the reconciler leaves such a task to its operation) */
   isBooting(taskId: string): boolean {
-    return this.waiting.has(taskId);
+    return (this.waiting.get(taskId) ?? 0) > 0;
   }
 
   // --- queries -------------------------------------------------------------------------------------------
@@ -348,7 +351,7 @@ export class TaskLifecycle {
     if (task.bios_mode === 'pxe') return 'running';
     ctx.progress({ percent: 90, stage: 'waiting for the guest' });
     const forward = this.d.net.forwarder.probeTarget?.(task);
-    this.waiting.add(taskId);
+    this.waiting.set(taskId, (this.waiting.get(taskId) ?? 0) + 1);
     ctx.unlock();
     let result: Awaited<ReturnType<typeof waitGuestReady>>;
     const stillOurs = () => this.d.store.get(taskId)?.status === transient && this.d.hv.running().includes(taskId);
@@ -366,7 +369,9 @@ export class TaskLifecycle {
     } catch {
       result = 'timeout';
     } finally {
-      this.waiting.delete(taskId);
+      const left = (this.waiting.get(taskId) ?? 1) - 1;
+      if (left > 0) this.waiting.set(taskId, left);
+      else this.waiting.delete(taskId);
     }
     // read and write in one turn of the event loop: nothing can take the task over in between
     if (result === 'stopped' || !stillOurs()) return { status: 'kept', stage: 'another action took the task over while the guest booted' };
