@@ -116,6 +116,41 @@ export function buildOpenApi(): Doc {
       },
     },
   };
+  const ticketParam = { name: 'ticket', in: 'query', required: true, schema: { type: 'string' }, description: 'a ticket from the signed POST (single use, 60 s)' };
+  const refused = { 403: { description: 'the ticket is forged, used, expired or of another kind: the DBC envelope' } };
+  paths['/api/v1/events'] = {
+    get: {
+      operationId: 'events_stream',
+      summary: "Server-Sent Events: the caller's task status changes and operation progress (docs/events.md); ours",
+      parameters: [
+        ticketParam,
+        { name: 'task_id', in: 'query', required: false, schema: { type: 'string' }, description: "only this task's events" },
+        { name: 'type', in: 'query', required: false, schema: { type: 'string' }, description: 'a type or prefix: task, operation, operation.progress' },
+        { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' }, description: 'resume after this event (also ?last_event_id=)' },
+      ],
+      responses: {
+        200: {
+          description: 'text/event-stream; each event `id: <boot>.<seq>` and `data: <RenterEvent JSON>`, `: keepalive` every 15 s',
+          content: { 'text/event-stream': { schema: { $ref: '#/components/schemas/RenterEvent' } } },
+        },
+        ...refused,
+      },
+    },
+  };
+  const wsRoute = (operationId: string, summary: string) => ({
+    get: {
+      operationId,
+      summary,
+      parameters: [ticketParam],
+      responses: { 101: { description: 'switching to the websocket protocol' }, ...refused },
+    },
+  });
+  paths['/api/v1/events/ws'] = wsRoute('events_ws', 'the events stream over a websocket: one RenterEvent JSON per text message; ours');
+  paths['/api/v1/console'] = wsRoute(
+    'console_ws',
+    "the VM's serial console over a websocket: binary frames both ways; text frames are JSON control messages (resize), ignored for a serial line; the last screenful is replayed on attach (docs/console.md); ours",
+  );
+  paths['/api/v1/vnc'] = wsRoute('vnc_ws', "the VM's VNC display over a websocket (subprotocol `binary`, as noVNC asks): RFB bytes both ways; ours");
   paths['/api/v1/openapi.json'] = {
     get: { operationId: 'openapi', summary: 'this document (GET or POST)', responses: { 200: { description: 'OpenAPI 3.0 document' } } },
   };
@@ -147,6 +182,25 @@ export function buildOpenApi(): Doc {
         ErrorEnvelope: plain(ErrorEnvelope),
         DbcBody: plain(DbcBodySchema),
         MultisigAccounts: plain(MultisigAccountsSchema),
+        RenterEvent: {
+          type: 'object',
+          required: ['id', 'type', 'time', 'task_id'],
+          properties: {
+            id: { type: 'string', description: '<boot>.<seq>: give it back as Last-Event-ID to resume' },
+            type: { type: 'string', enum: ['task.status', 'task.deleted', 'operation.started', 'operation.progress', 'operation.finished'] },
+            time: { type: 'string', format: 'date-time' },
+            task_id: { type: 'string', description: "'' for operations of no task (image transfers)" },
+            status: { type: 'string', description: "task.status: the task's new status; operation.*: the operation's" },
+            previous: { type: 'string', nullable: true, description: "task.status: the task's status before" },
+            operation_id: { type: 'string' },
+            kind: { type: 'string', description: 'the operation kind: create, start, shutdown, snapshot, download, ...' },
+            progress: { type: 'number', description: 'percent 0..100' },
+            stage: { type: 'string' },
+            error: { type: 'string' },
+            bytes_done: { type: 'integer' },
+            bytes_total: { type: 'integer' },
+          },
+        },
       },
     },
   };

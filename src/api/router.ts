@@ -10,7 +10,9 @@ export type Resolved =
   | { kind: 'version' }
   | { kind: 'openapi' }
   | { kind: 'node'; route: RouteId; params: Record<string, string>; query: Record<string, string> }
-  | { kind: 'local'; route: 'peers.active' | 'peers.global' | 'images.servers' };
+  | { kind: 'local'; route: 'peers.active' | 'peers.global' | 'images.servers' }
+  /** GET routes the gateway serves from a node channel (api/streams.ts): SSE, or a websocket upgrade */
+  | { kind: 'stream'; stream: 'events' | 'events.ws' | 'console.ws' | 'vnc.ws'; query: Record<string, string> };
 
 type Family = (method: string, uri: string, path: string) => Resolved;
 
@@ -25,6 +27,8 @@ const TASK_VERBS: Record<string, RouteId> = {
   logs: 'tasks.logs',
   modify: 'tasks.modify',
   passwd: 'tasks.passwd',
+  console: 'tasks.console',
+  vnc: 'tasks.vnc',
 };
 
 /** util::split: interior empty items kept, a trailing empty item dropped. */
@@ -106,8 +110,9 @@ const operations: Family = (method, uri, path) => {
   requirePost(method);
   const segs = splitPath(path);
   if (segs.length === 0) return node('operations.list', {}, uri);
+  if (segs.length === 2 && segs[0] !== '' && segs[1] === 'wait') return node('operations.wait', { operation_id: segs[0]! }, uri);
   if (segs.length !== 1 || segs[0] === '') {
-    throw ClientErrors.uriUsage('/operations/<operation_id>');
+    throw ClientErrors.uriUsage('/operations/<operation_id> or /operations/<operation_id>/wait');
   }
   return node('operations.get', { operation_id: segs[0]! }, uri);
 };
@@ -182,6 +187,29 @@ const lan: Family = (method, uri, path) => {
   throw ClientErrors.uriUsage('/lan or /lan/<network_name> or /lan/create or /lan/delete/<network_name>');
 };
 
+// /events (ours, docs/events.md): POST /events/ticket; GET /events (SSE) and GET /events/ws (websocket) with ?ticket=
+const events: Family = (method, uri, path) => {
+  const segs = splitPath(path);
+  if (segs.length === 1 && segs[0] === 'ticket') {
+    requirePost(method);
+    return node('events.ticket', {}, uri);
+  }
+  if (method !== 'GET') throw ClientErrors.uriUsage('POST /events/ticket, then GET /events?ticket=<ticket> or GET /events/ws?ticket=<ticket>');
+  if (segs.length === 0) return { kind: 'stream', stream: 'events', query: splitQuery(uri) };
+  if (segs.length === 1 && segs[0] === 'ws') return { kind: 'stream', stream: 'events.ws', query: splitQuery(uri) };
+  throw ClientErrors.uriUsage('GET /events?ticket=<ticket> or GET /events/ws?ticket=<ticket>');
+};
+
+// /console and /vnc (ours, docs/console.md): websocket upgrades with the ticket tasks/console|vnc/<id> gave
+const consoleWs: Family = (method, uri, path) => {
+  if (method !== 'GET' || splitPath(path).length !== 0) throw ClientErrors.uriUsage('GET /console?ticket=<ticket> (a websocket)');
+  return { kind: 'stream', stream: 'console.ws', query: splitQuery(uri) };
+};
+const vncWs: Family = (method, uri, path) => {
+  if (method !== 'GET' || splitPath(path).length !== 0) throw ClientErrors.uriUsage('GET /vnc?ticket=<ticket> (a websocket)');
+  return { kind: 'stream', stream: 'vnc.ws', query: splitQuery(uri) };
+};
+
 // The original's bodies of /stat and /config are commented out: the request is never answered -> 500.
 const unhandled: Family = () => {
   throw ClientErrors.unhandled();
@@ -199,6 +227,9 @@ const PREFIXES: ReadonlyArray<[string, Family]> = [
   ['/config', unhandled],
   ['/operations', operations],
   ['/lan', lan],
+  ['/events', events],
+  ['/console', consoleWs],
+  ['/vnc', vncWs],
 ].map(([prefix, family]) => [REST_API_URI + (prefix as string), family as Family]);
 
 const VERSION_URIS = new Set([REST_API_URI + '/', REST_API_URI]);

@@ -2,8 +2,9 @@
 // the GPU node in peer_nodes_list[0] -> answer the node's JSON with HTTP 200. Every refusal, ours or fastify's,
 // leaves as the DBC envelope {"errcode": <non-zero>, "message": "<text>"} with the original's HTTP status.
 import { readFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ClientErrors, DbcError, RPC_INVALID_REQUEST, RPC_RESPONSE_ERROR } from '../protocol/errors.js';
 import { ROUTES } from '../protocol/routes.js';
@@ -12,6 +13,7 @@ import { AuthBudget, type AuthBudgetOptions } from './auth-budget.js';
 import { atoi, clientPreCheck, parseBody } from './envelope.js';
 import { buildOpenApi } from './openapi.js';
 import { resolve } from './router.js';
+import { GatewayStreams } from './streams.js';
 import { ClientImages, LOCAL_IMAGE_ROUTES } from '../images/client.js';
 import { isTimeoutError, withDeadline } from '../util/deadline.js';
 
@@ -236,10 +238,30 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
+  const streams = new GatewayStreams(transport);
+  app.addHook('onClose', async () => streams.close());
+  // websocket upgrades (events/ws, console, vnc); any other upgrade is answered 400
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    let stream: 'events' | 'events.ws' | 'console.ws' | 'vnc.ws' | undefined;
+    let query: Record<string, string> = {};
+    try {
+      const r = resolve(req.method ?? 'GET', req.url ?? '');
+      if (r.kind === 'stream') ({ stream, query } = r);
+    } catch {
+      // not one of ours
+    }
+    void streams.upgrade(req, socket, head, stream, query).catch(() => socket.destroy());
+  });
+
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     try {
       const resolved = resolve(request.method, request.raw.url ?? '');
       switch (resolved.kind) {
+        case 'stream':
+          if (resolved.stream !== 'events') throw ClientErrors.uriUsage(`a websocket upgrade on ${request.raw.url?.split('?')[0] ?? ''}`);
+          reply.hijack();
+          await streams.sse(request.raw, reply.raw, resolved.query);
+          return reply;
         case 'version':
           return send(reply, 200, VERSION_JSON);
         case 'openapi':
@@ -277,6 +299,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       if (imageServer) nodeReq.image_server = imageServer;
       const nodeReply = await relay(transport, peer, nodeReq, timeoutMs);
       budget.note(request.ip, (nodeReply as { message?: unknown } | null)?.message);
+      streams.noteReply(route, peer, nodeReply);
       return send(reply, 200, serialiseNodeReply(nodeReply));
     } catch (err) {
       return sendError(reply, err);

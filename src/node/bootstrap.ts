@@ -27,6 +27,10 @@ import { defaultRouteSource } from '../net/links.js';
 import { parseIp } from '../net/ipv4.js';
 import type { ImageServerSecrets } from '../images/secrets.js';
 import { setupGuestGuard, type GuestGuardMode } from '../net/guest-guard.js';
+import { EventLog } from '../ops/event-log.js';
+import { ConsoleHub } from '../vm/console-hub.js';
+import { NodeChannels } from './channels.js';
+import { TicketStore } from './tickets.js';
 
 /** the node's network mode (driver.ts); user is the default */
 export type NetworkConfig =
@@ -165,6 +169,17 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
     opts.logger,
   );
   await services.start();
+  const tickets = new TicketStore();
+  const eventLog = new EventLog(services.events);
+  const consoles = new ConsoleHub();
+  const channels = new NodeChannels({
+    tickets,
+    events: eventLog,
+    consoles,
+    tasks: services.tasks,
+    vncHost: opts.vncListen === '0.0.0.0' || opts.vncListen === '::' ? '127.0.0.1' : opts.vncListen,
+    log: opts.logger,
+  });
   const node = new GpuNode(
     {
       nodeId: identity.nodeId,
@@ -177,6 +192,8 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
       ops: services.ops,
       events: services.events,
       auth,
+      tickets,
+      channels,
       rentals,
       inventory,
       imageDir: layout.imageDir,
@@ -208,6 +225,9 @@ export async function startGpuNode(opts: NodeOptions): Promise<RunningNode> {
     layout,
     async close() {
       node.stop();
+      channels.close();
+      consoles.close();
+      eventLog.close();
       await services.close();
       db.close();
     },

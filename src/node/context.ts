@@ -9,6 +9,8 @@ import type { LanService } from '../net/lan-service.js';
 import type { EventBus, Operations } from '../ops/index.js';
 import type { StorageService } from '../storage/service.js';
 import type { TaskLifecycle } from '../vm/lifecycle.js';
+import type { NodeChannels } from './channels.js';
+import type { TicketStore } from './tickets.js';
 
 export interface NodeContext {
   nodeId: string;
@@ -26,6 +28,10 @@ export interface NodeContext {
   ops: Operations;
   events: EventBus;
   auth: Authenticator;
+  /** single-use tickets for the events, console and VNC channels */
+  tickets: TicketStore;
+  /** the node's end of those channels */
+  channels: NodeChannels;
   rentals: RentalSource;
   inventory: HostInventory;
   imageDir: string;

@@ -6,7 +6,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { AuthErrors, NodeErrors } from '../errors/index.js';
 import { toEnvelope } from '../protocol/errors.js';
 import { ROUTES, type RouteSpec } from '../protocol/routes.js';
-import type { DbcBody, NodeReply, NodeRequest, RouteId } from '../protocol/types.js';
+import type { ChannelOpen, DbcBody, NodeReply, NodeRequest, RouteId } from '../protocol/types.js';
+import type { ByteChannel } from '../util/channel.js';
 import type { Caller, Handler, NodeContext } from './context.js';
 import { machineHandlers } from './handlers/machine.js';
 import { taskHandlers } from './handlers/tasks.js';
@@ -15,6 +16,7 @@ import { snapshotHandlers } from './handlers/snapshot.js';
 import { imageHandlers } from './handlers/images.js';
 import { operationHandlers } from './handlers/operations.js';
 import { lanHandlers } from './handlers/lan.js';
+import { streamHandlers } from './handlers/streams.js';
 import type { Logger } from '../util/logger.js';
 import { RentalUnavailableError } from '../rental/types.js';
 import { DEFAULT_EXPIRY, RentalSweep, type ExpiryPolicy } from '../rental/sweep.js';
@@ -22,6 +24,7 @@ import { DEFAULT_EXPIRY, RentalSweep, type ExpiryPolicy } from '../rental/sweep.
 const HANDLERS: Partial<Record<RouteId, Handler>> = {
   ...machineHandlers,
   ...taskHandlers,
+  ...streamHandlers,
   ...diskHandlers,
   ...snapshotHandlers,
   ...imageHandlers,
@@ -94,6 +97,11 @@ export class GpuNode {
       this.log.error({ err }, 'nonce prune failed');
       return 0;
     }
+  }
+
+  /** a long-lived channel a ticket opens (node/channels.ts); rejects with the node's DbcError */
+  openChannel(o: ChannelOpen): Promise<ByteChannel> {
+    return this.ctx.channels.openChannel(o);
   }
 
   async handle(req: NodeRequest): Promise<NodeReply> {

@@ -103,6 +103,27 @@ export class Operations {
   }
 
   /** the latest operations of a task, newest first */
+  /**
+   * the operation once it is no longer pending or running, or as it is when timeoutMs passes first (operations/<id>/wait);
+   * undefined when it does not exist
+   */
+  async waitEnded(id: string, timeoutMs: number): Promise<Operation | undefined> {
+    const ended = (op: Operation | undefined) => !op || (op.status !== 'pending' && op.status !== 'running');
+    const now = this.get(id);
+    if (ended(now) || timeoutMs <= 0) return now;
+    return new Promise((resolve) => {
+      const off = this.events.on((e) => {
+        if (e.type === 'operation.finished' && e.operation.id === id) finish();
+      });
+      const timer = setTimeout(() => finish(), timeoutMs);
+      function finish(): void {
+        off();
+        clearTimeout(timer);
+        resolve(undefined);
+      }
+    }).then(() => this.get(id));
+  }
+
   ofTask(taskId: string): Operation[] {
     return this.store.operationsOfTask(taskId);
   }

@@ -4,12 +4,15 @@
 // new port) and before it expires.
 import './polyfill.js';
 import type { PeerId } from '@libp2p/interface';
-import type { NodeReply, NodeRequest } from '../protocol/types.js';
+import type { ChannelOpen, NodeReply, NodeRequest } from '../protocol/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindingDhtKey, DEFAULT_BINDING_TTL_MS, encodeBinding, makeBinding, type SignedBinding } from './binding.js';
 import { BINDING_PUSH_PROTOCOL, pushBinding } from './directory.js';
 import { hostMultiaddrs, type Host } from './host.js';
 import { RPC_MUX_PROTOCOL, serveMuxStream } from './mux.js';
+import { CHANNEL_PROTOCOL, serveChannelStream } from './channel.js';
+import { toEnvelope } from '../protocol/errors.js';
+import type { ByteChannel } from '../util/channel.js';
 import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, RPC_PROTOCOL, serveStream } from './rpc.js';
 
 export interface ServedNode {
@@ -17,6 +20,8 @@ export interface ServedNode {
   name: string;
   version: string;
   handle(req: NodeRequest): Promise<NodeReply>;
+  /** long-lived channels (events, console, VNC); absent: the protocol is not served */
+  openChannel?(open: ChannelOpen): Promise<ByteChannel>;
 }
 
 export interface NodeServiceOptions {
@@ -97,6 +102,15 @@ export class NodeService {
       maxInboundStreams: 16,
       runOnLimitedConnection: true,
     });
+    const openChannel = node.openChannel?.bind(node);
+    if (openChannel) {
+      await host.handle(
+        CHANNEL_PROTOCOL,
+        (stream) => void serveChannelStream(stream, { nodeId: node.nodeId, open: openChannel, toEnvelope: (err) => toEnvelope(err).body }),
+        // a console or events stream per viewer: more than RPC's 16 mux streams, far fewer than per-request streams
+        { maxInboundStreams: 256, runOnLimitedConnection: true },
+      );
+    }
     host.addEventListener('peer:identify', this.onIdentify);
     host.addEventListener('self:peer:update', this.onSelfUpdate);
     await this.publish();
@@ -111,7 +125,7 @@ export class NodeService {
     clearTimeout(this.addrTimer);
     this.o.host.removeEventListener('peer:identify', this.onIdentify as never);
     this.o.host.removeEventListener('self:peer:update', this.onSelfUpdate);
-    await this.o.host.unhandle([RPC_PROTOCOL, RPC_MUX_PROTOCOL]).catch(() => undefined);
+    await this.o.host.unhandle([RPC_PROTOCOL, RPC_MUX_PROTOCOL, CHANNEL_PROTOCOL]).catch(() => undefined);
   }
 
   /** the record as last signed */

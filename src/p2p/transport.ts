@@ -7,7 +7,9 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { ClientErrors, DbcError } from '../errors/index.js';
-import type { NodeReply, NodeRequest, NodeTransport, PeerEntry } from '../protocol/types.js';
+import type { ChannelOpen, NodeReply, NodeRequest, NodeTransport, PeerEntry } from '../protocol/types.js';
+import type { ByteChannel } from '../util/channel.js';
+import { CHANNEL_PROTOCOL, openOnStream } from './channel.js';
 import { bindingDhtKey, decodeBinding, type SignedBinding } from './binding.js';
 import { BindingDirectory } from './directory.js';
 import type { Host } from './host.js';
@@ -262,6 +264,24 @@ export class P2PTransport implements NodeTransport {
     } catch {
       // not found, aborted, no peers
     }
+  }
+
+  /** a long-lived channel to the node (p2p/channel.ts); the node checks the ticket */
+  async openChannel(nodeId: string, open: ChannelOpen): Promise<ByteChannel> {
+    const signal = AbortSignal.timeout(this.o.defaultTimeoutMs);
+    const id = nodeId.toLowerCase();
+    const b = await this.resolve(id, signal);
+    if (!b) throw ClientErrors.createNodeRequestFailed();
+    let stream: Stream;
+    try {
+      stream = await this.open(b, CHANNEL_PROTOCOL, signal);
+    } catch (err) {
+      if ((err as Error).name === 'UnsupportedProtocolError') throw ClientErrors.createNodeRequestFailed();
+      const again = await this.resolve(id, signal, true);
+      if (!again) throw ClientErrors.createNodeRequestFailed();
+      stream = await this.open(again, CHANNEL_PROTOCOL, signal);
+    }
+    return openOnStream(stream, { v: 1, node_id: id, ...open }, signal);
   }
 
   async request(nodeId: string, req: NodeRequest, opts?: { timeoutMs?: number }): Promise<NodeReply> {

@@ -128,6 +128,11 @@ export const OperationsListAdditional = Type.Object(
   { additionalProperties: true, description: 'operations' },
 );
 
+export const OperationWaitAdditional = Type.Object(
+  { timeout: Type.Optional(Type.Union([Type.String(), Type.Number()], { description: 'seconds to wait, 0-25 (default 25)' })) },
+  { additionalProperties: true, description: 'operations/<id>/wait' },
+);
+
 export const LanCreateAdditional = Type.Object(
   {
     network_name: Str('6 to 10 letters or digits'),

@@ -1,4 +1,5 @@
 // Shapes shared by the client gateway (api/), the transports and the GPU node (node/).
+import type { ByteChannel } from '../util/channel.js';
 
 export interface MultisigSign {
   wallet: string;
@@ -72,8 +73,24 @@ export interface PeerEntry {
   peer_id?: string;
 }
 
+/** What kind of long-lived channel a ticket opens (docs/events.md, docs/console.md). */
+export type ChannelKind = 'events' | 'console' | 'vnc';
+
+/** Opening a channel on a GPU node: the single-use ticket a signed POST obtained, and the kind's parameters. */
+export interface ChannelOpen {
+  kind: ChannelKind;
+  ticket: string;
+  /** events: task_id, type (a prefix: `task`, `operation`), last_event_id */
+  params: Record<string, string>;
+}
+
 /** How the client reaches a GPU node (in-process for `dbc up`, libp2p for `dbc client`). */
 export interface NodeTransport {
+  /**
+   * a long-lived byte channel to the node (events as JSON lines, console and VNC bytes); rejects with a DbcError
+   * when the node refuses the ticket. Absent: the transport has none (the gateway answers that it is not available).
+   */
+  openChannel?(nodeId: string, open: ChannelOpen): Promise<ByteChannel>;
   /** the node ids this transport can reach right now */
   knownNodes(): Array<{ node_id: string; name: string; version: string }>;
   request(nodeId: string, req: NodeRequest, opts?: { timeoutMs?: number }): Promise<NodeReply>;

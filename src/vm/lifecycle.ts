@@ -26,6 +26,7 @@ import { localTimestamp } from '../util/format.js';
 import { modifyTask } from './modify.js';
 import type { NetworkSync } from './network-sync.js';
 import type { TaskPaths } from './paths.js';
+import { runFile } from './qemu-args.js';
 import type { Placement } from './placement.js';
 import type { Hypervisor } from './types.js';
 
@@ -266,6 +267,12 @@ export class TaskLifecycle {
   /** tasks/logs: serial console lines */
   logs(task: Task, flag: 'head' | 'tail', lines: number, maxBytes = 1024): string[] {
     return consoleLines(this.d.paths.serialLog(task.task_id), flag, lines, maxBytes);
+  }
+
+  /** a running VM's serial console: QEMU's chardev socket and the log (vm/console-hub.ts); undefined when not running */
+  consoleOf(taskId: string): { socket: string; log: string } | undefined {
+    if (!this.d.hv.running().includes(taskId)) return undefined;
+    return { socket: runFile(this.d.paths.runDir(taskId), 'serial'), log: this.d.paths.serialLog(taskId) };
   }
 
   /** the whole serial log (tests, diagnostics) */

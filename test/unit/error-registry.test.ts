@@ -22,7 +22,7 @@ import * as viaProtocol from '../../src/protocol/errors.js';
 import { renderRegistry, withRegistry } from '../../src/errors/docs.js';
 
 /** entries in the registry: raise it when you add one (docs/errors.md "Adding an error") */
-const EXPECTED_LIVE = 201;
+const EXPECTED_LIVE = 205;
 /** free-text and transitional constructors: none left (issue 11) */
 const EXPECTED_DEPRECATED = 0;
 

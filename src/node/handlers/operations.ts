@@ -40,7 +40,26 @@ const list: Handler = async (ctx, req, caller) => {
   return { message: ops.map(operationView) };
 };
 
+/** the longest wait one request may ask: below the gateway's 30 s request deadline */
+export const MAX_WAIT_S = 25;
+
+const wait: Handler = async (ctx, req, caller) => {
+  const account = callerAccount(caller);
+  const op = ctx.ops.get(req.params.operation_id ?? '');
+  if (!op || op.wallet !== account) throw NodeErrors.operationNotExist();
+  const raw = req.body.additional.timeout;
+  let seconds = MAX_WAIT_S;
+  if (raw !== undefined && raw !== '') {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isFinite(n) || n < 0 || n > MAX_WAIT_S) throw NodeErrors.paramInvalid('timeout');
+    seconds = n;
+  }
+  const now = await ctx.ops.waitEnded(op.id, seconds * 1000);
+  return { message: operationView(now ?? op) };
+};
+
 export const operationHandlers: Partial<Record<RouteId, Handler>> = {
   'operations.get': get,
+  'operations.wait': wait,
   'operations.list': list,
 };
