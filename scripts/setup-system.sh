@@ -14,6 +14,8 @@ PACKAGES=(
   e2fsprogs fdisk
   # the Debian 12 cloud image (scripts/build-cloud-image.sh, the real-guest e2e test)
   debootstrap
+  # the web page's browser tests (puppeteer-core drives Debian's chromium; no browser download)
+  chromium fonts-dejavu-core
   # the test guest's unprivileged ping (scripts/guest/dbc-ping.c, built static)
   gcc libc6-dev
 )

@@ -17,6 +17,7 @@ import { openDb } from '../store/db.js';
 import type { Logger } from '../util/logger.js';
 import type { AuthBudgetOptions } from './auth-budget.js';
 import { buildApi, type HttpLimits } from './server.js';
+import type { UiOptions } from './ui.js';
 
 export interface ImageCentreOptions {
   /** image centres `ID,host,port,module` (the original's image_server=) */
@@ -87,6 +88,8 @@ export interface GatewayOptions {
   requestTimeoutMs?: number;
   http?: Partial<HttpLimits>;
   authBudget?: Partial<AuthBudgetOptions>;
+  /** the web page (api/ui.ts) */
+  ui?: UiOptions;
 }
 
 export interface Gateway {
@@ -115,6 +118,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     requestTimeoutMs: o.requestTimeoutMs,
     http: o.http,
     authBudget: o.authBudget,
+    ui: o.ui,
   });
   try {
     await app.listen({ port: o.httpPort, host: o.host });

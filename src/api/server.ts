@@ -14,6 +14,7 @@ import { atoi, clientPreCheck, parseBody } from './envelope.js';
 import { buildOpenApi } from './openapi.js';
 import { resolve } from './router.js';
 import { GatewayStreams } from './streams.js';
+import { UiFiles, type UiOptions } from './ui.js';
 import { ClientImages, LOCAL_IMAGE_ROUTES } from '../images/client.js';
 import { isTimeoutError, withDeadline } from '../util/deadline.js';
 
@@ -38,6 +39,8 @@ export interface ApiOptions {
   http?: Partial<HttpLimits>;
   /** per-address budget for failed authentication (`check authority failed`); limit 0 disables it */
   authBudget?: Partial<AuthBudgetOptions>;
+  /** the renter's web page (api/ui.ts); absent: GET / and /ui/ answer as any unknown URI */
+  ui?: UiOptions;
 }
 
 /** HTTP server limits, see docs/request-flow.md "HTTP limits" */
@@ -253,7 +256,30 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     void streams.upgrade(req, socket, head, stream, query).catch(() => socket.destroy());
   });
 
+  const ui = opts.ui ? new UiFiles(opts.ui) : undefined;
+  const page = (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined => {
+    if (!ui || request.method !== 'GET') return undefined;
+    const path = (request.raw.url ?? '').split('?')[0]!;
+    if (path === '/' || path === '/ui') return reply.code(302).header('location', '/ui/').send();
+    if (!path.startsWith('/ui/')) return undefined;
+    const f = ui.get(path.slice(4), request.ip);
+    if (!f) return undefined;
+    return reply
+      .code(200)
+      .headers({
+        'content-type': f.type,
+        'cache-control': 'no-cache',
+        'x-content-type-options': 'nosniff',
+        // the page talks to this origin only; images are data: (noVNC cursors); the wasm signer needs wasm-unsafe-eval
+        'content-security-policy':
+          "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; frame-ancestors 'none'",
+      })
+      .send(f.body);
+  };
+
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const served = page(request, reply);
+    if (served) return served;
     try {
       const resolved = resolve(request.method, request.raw.url ?? '');
       switch (resolved.kind) {

@@ -31,7 +31,7 @@ import {
 import { NatService } from '../p2p/nat.js';
 import { NodeService } from '../p2p/serve.js';
 import { P2PTransport, type RpcMode } from '../p2p/transport.js';
-import { defaultDataDir } from './paths.js';
+import { defaultDataDir, packageRoot } from './paths.js';
 
 export interface RoleFile {
   peer_id: string;
@@ -380,6 +380,7 @@ export async function runClient(o: ClientRoleOptions) {
       requestTimeoutMs: o.requestTimeoutMs,
       http: o.http,
       authBudget: o.authBudget,
+      ui: { dir: join(packageRoot(), 'dist', 'ui') },
     });
     const file = writeRoleFile(o.dataDir, 'client', roleFile(host, { api: gateway.url }));
     logger.info({ file, api: gateway.url, peer_id: host.peerId.toString(), image_servers: centres.servers.map((s) => s.id) }, 'dbc client ready');

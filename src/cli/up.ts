@@ -202,6 +202,8 @@ export async function runUp(o: UpOptions): Promise<{ devnet: Devnet; close(): Pr
     isTaskDisk: (file) => running.storage.images.isTaskDisk(file),
     http: o.http,
     authBudget: o.authBudget,
+    // the web page, with the demo renter offered to a browser on this host (api/ui.ts)
+    ui: { dir: join(packageRoot(), 'dist', 'ui'), devnet: { node_id: running.identity.nodeId, wallet: renter.address, seed } },
   }).catch(async (err: unknown) => {
     await running.close();
     await centres.close();
