@@ -51,7 +51,11 @@ describe('events and consoles through dbc up', { timeout: 600_000 }, () => {
     taskId = r.body.message.task_id;
     createOp = String(r.body.operation_id);
     const t0 = Date.now();
-    const running = await stream.next((e) => e.data.type === 'task.status' && e.data.task_id === taskId && e.data.status === 'running', 180_000, 'running by event');
+    const running = await stream.next(
+      (e) => e.data.type === 'task.status' && e.data.task_id === taskId && e.data.status === 'running',
+      180_000,
+      'running by event',
+    );
     // the event came when the status changed: the detail says running too
     assert.equal((await taskDetail(d, taskId)).status, 'running');
     const types = stream.events.filter((e) => e.data.task_id === taskId).map((e) => `${e.data.type}:${e.data.status}`);
@@ -122,6 +126,33 @@ describe('events and consoles through dbc up', { timeout: 600_000 }, () => {
     con.type('echo after-resize\r');
     const echoed = await con.waitFor(/after-resize\r?\n/, m, 30_000);
     assert.doesNotMatch(echoed, /resize"/);
+    // 100 viewers on one console do not slow it: keystroke-to-echo with 1 viewer, then with 100
+    const echo = async (): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        const mark = con.mark();
+        const t0 = performance.now();
+        con.type('x');
+        await con.waitFor(/x/, mark, 10_000);
+        out.push(performance.now() - t0);
+        con.type('\x7f');
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      return out.sort((a, b) => a - b);
+    };
+    const alone = await echo();
+    const crowd: ConsoleText[] = [];
+    for (let i = 0; i < 99; i++) crowd.push(new ConsoleText(await wsOpen(wsUrl((await ticket(`tasks/console/${taskId}`, A())).url))));
+    const crowded = await echo();
+    const p50 = (xs: number[]) => xs[Math.floor(xs.length / 2)]!;
+    console.log(`# console echo p50: 1 viewer ${p50(alone).toFixed(1)} ms, 100 viewers ${p50(crowded).toFixed(1)} ms`);
+    assert.ok(p50(crowded) <= p50(alone) * 2 + 20, `echo p50 ${p50(alone).toFixed(1)} ms alone, ${p50(crowded).toFixed(1)} ms with 100 viewers`);
+    m = con.mark();
+    const marks = crowd.map((c) => c.mark());
+    con.type('\x15echo every-viewer\r');
+    await con.waitFor(/every-viewer\r?\n/, m, 30_000);
+    await Promise.all(crowd.map((c, i) => c.waitFor(/every-viewer\r?\n/, marks[i]!, 10_000)));
+    for (const c of crowd) c.ws.close();
     con.type('exit\r');
     ws.close();
     viewer.ws.close();
