@@ -246,6 +246,7 @@ function walkthrough(d: Devnet): string {
   const curl = (path: string, json: string) => `curl -s -X POST ${d.api}/api/v1/${path} -d '${json}'`;
   return [
     `dbc up: GPU node ${d.node_id} ready; API ${d.api}; renter ${d.renter.wallet}`,
+    `web page: ${d.api}/ (a browser on this host: "Sign in as the demo renter")`,
     `devnet written; every nonce below is single-use; fresh ones: dbc sign --seed ${d.renter.seed}`,
     ...(d.rentals === 'chain-fake'
       ? [
