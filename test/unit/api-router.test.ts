@@ -121,7 +121,7 @@ test('/mining_nodes: info, session_id, free_memory, else a usage text', () => {
   assert.equal(refusal('GET', '/api/v1/mining_nodes').message, 'only support POST request');
 });
 
-test('/operations/<id> is ours and needs exactly one segment', () => {
+test('/operations/<id> is ours: one segment, or <id>/wait', () => {
   assert.deepEqual(resolve('POST', '/api/v1/operations/op-1'), {
     kind: 'node',
     route: 'operations.get',
@@ -129,7 +129,7 @@ test('/operations/<id> is ours and needs exactly one segment', () => {
     query: {},
   });
   assert.deepEqual(resolve('POST', '/api/v1/operations'), { kind: 'node', route: 'operations.list', params: {}, query: {} });
-  assert.equal(refusal('POST', '/api/v1/operations//').message, 'invalid uri, please use /operations/<operation_id>');
+  assert.equal(refusal('POST', '/api/v1/operations//').message, 'invalid uri, please use /operations/<operation_id> or /operations/<operation_id>/wait');
   assert.equal(refusal('POST', '/api/v1/operations/a/b').errcode, -25);
 });
 
@@ -165,4 +165,20 @@ test('families not built yet and unknown URIs are 404 not support uri', () => {
   for (const url of ['/api/v1/rent_orders', '/api/v1/monitor', '/api/v1/bare_metal', '/api/v1/deeplink', '/api/v1/nothing', '/api/v1tasks']) {
     assert.deepEqual(refusal('POST', url), { status: 404, errcode: -32601, message: `not support uri:${url}` });
   }
+});
+
+test('streams (ours): POST /events/ticket, GET /events and /events/ws, GET /console and /vnc; tickets and wait as node routes', () => {
+  assert.deepEqual(resolve('POST', '/api/v1/events/ticket'), { kind: 'node', route: 'events.ticket', params: {}, query: {} });
+  assert.deepEqual(resolve('GET', '/api/v1/events?ticket=abc&task_id=t1'), { kind: 'stream', stream: 'events', query: { ticket: 'abc', task_id: 't1' } });
+  assert.deepEqual(resolve('GET', '/api/v1/events/ws?ticket=abc'), { kind: 'stream', stream: 'events.ws', query: { ticket: 'abc' } });
+  assert.deepEqual(resolve('GET', '/api/v1/console?ticket=abc'), { kind: 'stream', stream: 'console.ws', query: { ticket: 'abc' } });
+  assert.deepEqual(resolve('GET', '/api/v1/vnc?ticket=abc'), { kind: 'stream', stream: 'vnc.ws', query: { ticket: 'abc' } });
+  assert.deepEqual(resolve('POST', '/api/v1/tasks/console/T1'), { kind: 'node', route: 'tasks.console', params: { task_id: 'T1' }, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/tasks/vnc/T1'), { kind: 'node', route: 'tasks.vnc', params: { task_id: 'T1' }, query: {} });
+  assert.deepEqual(resolve('POST', '/api/v1/operations/op1/wait'), { kind: 'node', route: 'operations.wait', params: { operation_id: 'op1' }, query: {} });
+  // a stream asked with POST, a ticket asked with GET, extra segments: the usage
+  assert.match(refusal('POST', '/api/v1/events').message, /^invalid uri, please use POST \/events\/ticket/);
+  assert.equal(refusal('GET', '/api/v1/events/ticket').message, 'only support POST request');
+  assert.match(refusal('GET', '/api/v1/console/x').message, /^invalid uri, please use GET \/console\?ticket=/);
+  assert.match(refusal('GET', '/api/v1/operations/op1/wait').message, /only support POST/);
 });
