@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authenticateToServer, ByteReader } from '../src/vm/vnc-proxy.js';
 import { freeTcpPort, post, signedBody, sleep } from '../test/helpers/devnet.js';
-import { ConsoleText, sse, wsOpen } from '../test/helpers/streams.js';
+import { ConsoleText, SHELL_PROMPT, sse, wsOpen } from '../test/helpers/streams.js';
 import { freeVncPort, taskDetail, waitOperation, waitStatus } from '../test/helpers/tasks.js';
 import { startTopology, type Topology, type TopologyNode } from '../test/helpers/topology.js';
 import { rounder } from './stats.js';
@@ -63,14 +63,14 @@ async function until(p: Pipe, re: RegExp, from: number, timeoutMs: number): Prom
 async function login(p: Pipe, user: string, password: string): Promise<void> {
   let m = p.text().length;
   p.type('\x15\r');
-  await until(p, /login: ?$|[$#] ?$/m, m, 30_000);
-  if (/[$#] ?$/m.test(p.text().slice(m))) return;
+  await until(p, new RegExp(`login: ?$|${SHELL_PROMPT.source}`, 'm'), m, 30_000);
+  if (SHELL_PROMPT.test(p.text().slice(m))) return;
   m = p.text().length;
   p.type(`${user}\r`);
   await until(p, /Password: ?$/m, m, 30_000);
   m = p.text().length;
   p.type(`${password}\r`);
-  await until(p, /[$#] ?$/m, m, 30_000);
+  await until(p, SHELL_PROMPT, m, 30_000);
 }
 
 async function echoLoop(p: Pipe): Promise<number[]> {

@@ -116,7 +116,13 @@ export function buildOpenApi(): Doc {
       },
     },
   };
-  const ticketParam = { name: 'ticket', in: 'query', required: true, schema: { type: 'string' }, description: 'a ticket from the signed POST (single use, 60 s)' };
+  const ticketParam = {
+    name: 'ticket',
+    in: 'query',
+    required: true,
+    schema: { type: 'string' },
+    description: 'a ticket from the signed POST (single use, 60 s)',
+  };
   const refused = { 403: { description: 'the ticket is forged, used, expired or of another kind: the DBC envelope' } };
   paths['/api/v1/events'] = {
     get: {

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ChannelRefused } from '../p2p/channel.js';
-import { ClientErrors, DbcError } from '../errors/index.js';
+import { ClientErrors, DbcError, NodeErrors } from '../errors/index.js';
 import type { ChannelKind, NodeTransport, RouteId } from '../protocol/types.js';
 import type { ByteChannel } from '../util/channel.js';
 
@@ -174,10 +174,14 @@ export class GatewayStreams {
 
   private async open(kind: ChannelKind, query: Record<string, string>, lastEventId?: string): Promise<ByteChannel> {
     const ticket = decodeURIComponentSafe(query.ticket ?? '');
-    if (ticket === '') throw ClientErrors.uriUsage(kind === 'events' ? '/events?ticket=<ticket from POST /events/ticket>' : `/${kind}?ticket=<ticket from POST /tasks/${kind}/<task_id>>`);
+    if (ticket === '')
+      throw ClientErrors.uriUsage(
+        kind === 'events' ? '/events?ticket=<ticket from POST /events/ticket>' : `/${kind}?ticket=<ticket from POST /tasks/${kind}/<task_id>>`,
+      );
+    // kept until it expires, also after use: a reused ticket must reach its node, which refuses it
     const remembered = this.issuers.get(ticket);
-    if (remembered) this.issuers.delete(ticket);
     const nodeId = remembered && remembered.expires > Date.now() ? remembered.nodeId : (query.node_id ?? '');
+    if (nodeId === '') throw new ChannelRefused(NodeErrors.ticketInvalid().toEnvelope());
     if (!NODE_ID.test(nodeId) || !this.transport.openChannel) throw ClientErrors.createNodeRequestFailed();
     const params: Record<string, string> = {};
     for (const k of ['task_id', 'type'] as const) {
@@ -231,5 +235,7 @@ function refusal(err: unknown): Refusal {
 function writeRefusal(socket: Duplex, r: Refusal): void {
   const body = JSON.stringify(r.body);
   const reason = r.status === 403 ? 'Forbidden' : r.status === 400 ? 'Bad Request' : r.status === 404 ? 'Not Found' : 'Error';
-  socket.end(`HTTP/1.1 ${r.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${r.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

@@ -28,7 +28,11 @@ export const NodeErrors = {
   /** ours: probing a host port failed for another reason than "taken" (net/port-probe.ts PortProbeError) */
   portProbeFds: e('NODE_PORT_PROBE_FDS', 'internal error: host is out of file descriptors, try again later', 'a port probe hit EMFILE/ENFILE; ours'),
   /** ours: the ticket routes (node/tickets.ts, docs/events.md) */
-  ticketInvalid: e('NODE_TICKET_INVALID', 'ticket is invalid or expired', 'a forged, reused, expired or other-kind ticket on the events, console or VNC routes; ours'),
+  ticketInvalid: e(
+    'NODE_TICKET_INVALID',
+    'ticket is invalid or expired',
+    'a forged, reused, expired or other-kind ticket on the events, console or VNC routes; ours',
+  ),
   tooManyTickets: e('NODE_TOO_MANY_TICKETS', 'too many open tickets, use or let expire the ones you have', 'more than 64 unused tickets of one account; ours'),
   consoleNotRunning: e('NODE_CONSOLE_NOT_RUNNING', 'task is not running, no console', 'tasks/console or tasks/vnc for a VM that is not running; ours'),
   tooManyViewers: e('NODE_TOO_MANY_VIEWERS', 'too many viewers on this console', 'more than 200 viewers of one console or display; ours'),

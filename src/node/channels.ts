@@ -134,7 +134,11 @@ export class NodeChannels {
     sock.on('close', () => fromServer.fail(new Error('the display closed')));
     try {
       // QEMU's VNC password is answered here: the viewer is offered no authentication (vm/vnc-proxy.ts)
-      await authenticateToServer((n) => fromServer.read(n), (b) => sock.write(b), task.vnc_password);
+      await authenticateToServer(
+        (n) => fromServer.read(n),
+        (b) => sock.write(b),
+        task.vnc_password,
+      );
     } catch (err) {
       sock.destroy();
       this.d.log.warn({ task_id: task.task_id, err: (err as Error).message }, 'vnc handshake with QEMU failed');
@@ -151,7 +155,10 @@ export class NodeChannels {
     sock.on('close', () => ch.close('the display closed'));
     const early = fromServer.rest();
     if (early.length > 0) ch.send(early);
-    offerNoAuth((n) => fromViewer.read(n), (b) => ch.send(b)).then(
+    offerNoAuth(
+      (n) => fromViewer.read(n),
+      (b) => ch.send(b),
+    ).then(
       () => {
         const rest = fromViewer.rest();
         if (rest.length > 0) sock.write(rest);

@@ -224,7 +224,7 @@ const ROUTE_TABLE = {
   'events.ticket': {
     id: 'events.ticket',
     path: '/api/v1/events/ticket',
-    summary: "a single-use ticket (60 s) for GET /api/v1/events (Server-Sent Events) or /api/v1/events/ws (docs/events.md); ours",
+    summary: 'a single-use ticket (60 s) for GET /api/v1/events (Server-Sent Events) or /api/v1/events/ws (docs/events.md); ours',
     clientAuth: 'session',
     nodeAuth: 'renter',
     op: 'get events ticket',

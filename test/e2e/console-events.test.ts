@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { identityFromSeed } from '../../src/auth/identity.js';
 import { cliPath, freeTcpPort, post, signedBody, startDevnet, waitFor, type Devnet } from '../helpers/devnet.js';
-import { ConsoleText, sse, wsOpen, type WsRefusal } from '../helpers/streams.js';
+import { closeAllWebSockets, ConsoleText, SHELL_PROMPT, sse, wsOpen, type WsRefusal } from '../helpers/streams.js';
 import { freeVncPort, taskDetail, waitStatus } from '../helpers/tasks.js';
 
 describe('events and consoles through dbc up', { timeout: 600_000 }, () => {
@@ -33,6 +33,7 @@ describe('events and consoles through dbc up', { timeout: 600_000 }, () => {
     execFileSync(process.execPath, [cliPath, 'rental', 'grant', '--data-dir', d.dataDir, '--wallet', identityFromSeed(seedB).address, '--days', '1']);
   });
   after(async () => {
+    closeAllWebSockets();
     await d?.destroy();
   });
 
@@ -113,7 +114,7 @@ describe('events and consoles through dbc up', { timeout: 600_000 }, () => {
     await con.waitFor(/Password: ?$/m, m, 30_000);
     m = con.mark();
     con.type(`${detail.login_password}\r`);
-    await con.waitFor(/[$#] ?$/m, m, 30_000);
+    await con.waitFor(SHELL_PROMPT, m, 30_000);
     m = con.mark();
     const vm = viewer.mark();
     con.type('uname -a\r');

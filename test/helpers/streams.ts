@@ -74,10 +74,19 @@ export class WsRefusal extends Error {
   }
 }
 
+/** every websocket wsOpen made, so that a suite's after() can end them whatever failed (closeAllWebSockets) */
+const opened = new Set<WebSocket>();
+export function closeAllWebSockets(): void {
+  for (const ws of opened) ws.terminate();
+  opened.clear();
+}
+
 /** open a websocket; rejects with {status, body} when the upgrade is refused */
 export function wsOpen(url: string, protocols?: string[]): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols);
+    opened.add(ws);
+    ws.once('close', () => opened.delete(ws));
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
@@ -88,6 +97,9 @@ export function wsOpen(url: string, protocols?: string[]): Promise<WebSocket> {
     ws.once('error', (err) => reject(err));
   });
 }
+
+/** a shell prompt at the end of the console; busybox ash follows it with a cursor position query (ESC [6n) */
+export const SHELL_PROMPT = new RegExp(`[$#] ?(${String.fromCharCode(27)}\\[6n)?$`, 'm');
 
 /** a serial console seen as text: everything received so far, and a way to wait for a pattern after a mark */
 export class ConsoleText {
@@ -102,6 +114,10 @@ export class ConsoleText {
     this.ws.send(Buffer.from(s, 'utf8'));
   }
   async waitFor(re: RegExp, from: number, timeoutMs: number): Promise<string> {
-    return waitFor(`console ${re}`, async () => (re.test(this.text.slice(from)) ? this.text.slice(from) : undefined), timeoutMs, 50);
+    try {
+      return await waitFor(`console ${re}`, async () => (re.test(this.text.slice(from)) ? this.text.slice(from) : undefined), timeoutMs, 50);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; the console shows: ${JSON.stringify(this.text.slice(-600))}`);
+    }
   }
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { identityFromSeed } from '../../src/auth/identity.js';
 import { cliPath, post, signedBody, waitFor } from '../helpers/devnet.js';
 import { LOOPBACK_LISTEN, seedArgs, startRole, type RoleProc } from '../helpers/p2p.js';
-import { sse, wsOpen, type WsRefusal } from '../helpers/streams.js';
+import { closeAllWebSockets, sse, wsOpen, type WsRefusal } from '../helpers/streams.js';
 
 const renterSeed = `0x${randomBytes(32).toString('hex')}`;
 const renter = identityFromSeed(renterSeed);
@@ -49,6 +49,7 @@ describe('events over libp2p: seed, node and client as processes', { timeout: 12
   });
 
   after(async () => {
+    closeAllWebSockets();
     await Promise.all([client, node, seed].map((r) => r?.destroy()));
   });
 
@@ -89,7 +90,9 @@ describe('events over libp2p: seed, node and client as processes', { timeout: 12
     assert.deepEqual(JSON.parse(again.refusal), { errcode: -3, message: 'ticket is invalid or expired' });
     const forged = await sse(`${api}/api/v1/events?ticket=${'A'.repeat(43)}&node_id=${nodeId}`);
     assert.equal(forged.status, 403);
-    const ws = (await wsOpen(`${api.replace(/^http/, 'ws')}/api/v1/console?ticket=${'B'.repeat(43)}&node_id=${nodeId}`).catch((e: WsRefusal) => e)) as WsRefusal;
+    const ws = (await wsOpen(`${api.replace(/^http/, 'ws')}/api/v1/console?ticket=${'B'.repeat(43)}&node_id=${nodeId}`).catch(
+      (e: WsRefusal) => e,
+    )) as WsRefusal;
     assert.equal(ws.status, 403);
     const c = await post(api, 'tasks/console/abcdefghijklmnopqrstuv', A());
     assert.deepEqual(c.body, { errcode: -3, message: 'task_id not exist' });

@@ -75,9 +75,15 @@ test('the event log keeps ids in order, filters by account, task and type, and r
   assert.equal(second!.status, 'done');
   assert.equal(second!.progress, 100);
   assert.ok(!('wallet' in second!) && !('account' in second!), 'the account is never sent');
-  assert.deepEqual(log.since({ account: 'A' }, first!.id).map((e) => e.id), [second!.id]);
+  assert.deepEqual(
+    log.since({ account: 'A' }, first!.id).map((e) => e.id),
+    [second!.id],
+  );
   assert.deepEqual(log.since({ account: 'A', type: 'task' }), []);
-  assert.deepEqual(log.since({ account: 'B', type: 'task' }).map((e) => e.task_id), ['t2']);
+  assert.deepEqual(
+    log.since({ account: 'B', type: 'task' }).map((e) => e.task_id),
+    ['t2'],
+  );
   assert.deepEqual(log.since({ account: 'B', task_id: 't1' }), []);
   // an id of another boot: everything held
   assert.equal(log.since({ account: 'A' }, 'deadbeef.1').length, 2);

@@ -18,7 +18,11 @@ test('the proxy authenticates to a server that asks for VNC auth, and offers the
   const fromServer = new ByteReader();
   const sent: Buffer[] = [];
   const challenge = Buffer.alloc(16, 7);
-  const done = authenticateToServer((n) => fromServer.read(n), (b) => sent.push(b), 'secret12');
+  const done = authenticateToServer(
+    (n) => fromServer.read(n),
+    (b) => sent.push(b),
+    'secret12',
+  );
   fromServer.push(Buffer.from('RFB 003.008\n'));
   fromServer.push(Buffer.from([2, 1, 2])); // None and VNC auth: VNC auth is chosen
   fromServer.push(challenge);
@@ -29,7 +33,11 @@ test('the proxy authenticates to a server that asks for VNC auth, and offers the
   assert.deepEqual(sent[2], vncAuthResponse('secret12', challenge));
 
   const failed = new ByteReader();
-  const bad = authenticateToServer((n) => failed.read(n), () => undefined, 'x');
+  const bad = authenticateToServer(
+    (n) => failed.read(n),
+    () => undefined,
+    'x',
+  );
   failed.push(Buffer.from('RFB 003.008\n'));
   failed.push(Buffer.from([1, 2]));
   failed.push(challenge);
@@ -38,7 +46,10 @@ test('the proxy authenticates to a server that asks for VNC auth, and offers the
 
   const fromViewer = new ByteReader();
   const toViewer: Buffer[] = [];
-  const offered = offerNoAuth((n) => fromViewer.read(n), (b) => toViewer.push(b));
+  const offered = offerNoAuth(
+    (n) => fromViewer.read(n),
+    (b) => toViewer.push(b),
+  );
   fromViewer.push(Buffer.from('RFB 003.008\n'));
   fromViewer.push(Buffer.from([1, 1])); // the choice, then ClientInit already
   await offered;
