@@ -34,15 +34,21 @@ function terminalText(page: Page): Promise<string> {
   });
 }
 
-async function waitText(page: Page, re: RegExp, timeoutMs: number, from = 0): Promise<string> {
+/** how often re (global) matches the console's text */
+async function count(page: Page, re: RegExp): Promise<number> {
+  return (await terminalText(page)).match(re)?.length ?? 0;
+}
+
+/** until re matches more often than `before` times (the buffer is a screen, not a log: marks by length do not work) */
+async function waitMore(page: Page, re: RegExp, before: number, timeoutMs: number): Promise<string> {
   const end = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < end) {
     last = await terminalText(page);
-    if (re.test(last.slice(from))) return last;
+    if ((last.match(re)?.length ?? 0) > before) return last;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${re} not on the console within ${timeoutMs} ms; it shows:\n${last.slice(-1500)}`);
+  throw new Error(`no new ${re} on the console within ${timeoutMs} ms; it shows:\n${last.trim().slice(-1500)}`);
 }
 
 for (const kind of ['up', 'p2p'] as TopologyKind[]) {
@@ -139,17 +145,22 @@ for (const kind of ['up', 'p2p'] as TopologyKind[]) {
         const password = await page.$eval('#vm-password', (el: any) => (el.dataset.secret as string | undefined) ?? '');
         assert.ok(user && password, 'the page shows the login');
         await page.click('#terminal');
-        let from = (await terminalText(page)).length;
+        const LOGIN = /login: /g;
+        const PASSWORD = /Password: /g;
+        const PROMPT = /\$ /g;
+        const UNAME = /Linux \S+ .*x86_64/g;
+        let n = await count(page, LOGIN);
         await page.keyboard.press('Enter');
-        await waitText(page, /login: *$/m, 60_000, from);
-        from = (await terminalText(page)).length;
+        await waitMore(page, LOGIN, n, 60_000);
+        n = await count(page, PASSWORD);
         await page.keyboard.type(`${user}\n`);
-        await waitText(page, /Password: *$/m, 30_000, from);
+        await waitMore(page, PASSWORD, n, 30_000);
+        n = await count(page, PROMPT);
         await page.keyboard.type(`${password}\n`);
-        await waitText(page, /[$#] *$/m, 30_000, from);
-        from = (await terminalText(page)).length;
+        await waitMore(page, PROMPT, n, 30_000);
+        n = await count(page, UNAME);
         await page.keyboard.type('uname -a\n');
-        const text = await waitText(page, /Linux \S+ .*x86_64/, 30_000, from);
+        const text = await waitMore(page, UNAME, n, 30_000);
         assert.match(text, /Linux \S+ /);
         await shot(page, `${kind}-4-console`);
       });

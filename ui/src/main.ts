@@ -444,6 +444,7 @@ function vmView(id: string): void {
   let term: Terminal | undefined;
   let termWs: WebSocket | undefined;
   let rfb: RFB | undefined;
+  let retryPane = false;
   const stopConsoles = () => {
     termWs?.close();
     term?.dispose();
@@ -459,7 +460,11 @@ function vmView(id: string): void {
 
   const openConsole = async (box: HTMLElement) => {
     const t = await api.post<{ url: string }>(`tasks/console/${id}`);
-    if (t.errcode !== 0) return void box.replaceChildren(h('p', { class: 'error' }, String(t.message)));
+    if (t.errcode !== 0) {
+      // e.g. `task is not running, no console` while it boots: opened again when the status changes
+      retryPane = true;
+      return void box.replaceChildren(h('p', { class: 'error' }, String(t.message)));
+    }
     term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, theme: { background: '#0b1020' }, rows: 28, cols: 100 });
     term.open(box);
     const ws = new WebSocket(wsUrl(t.message.url));
@@ -475,7 +480,11 @@ function vmView(id: string): void {
   };
   const openScreen = async (box: HTMLElement) => {
     const t = await api.post<{ url: string }>(`tasks/vnc/${id}`);
-    if (t.errcode !== 0) return void box.replaceChildren(h('p', { class: 'error' }, String(t.message)));
+    if (t.errcode !== 0) {
+      // e.g. `task is not running, no console` while it boots: opened again when the status changes
+      retryPane = true;
+      return void box.replaceChildren(h('p', { class: 'error' }, String(t.message)));
+    }
     rfb = new RFB(box, wsUrl(t.message.url), { wsProtocols: ['binary'] });
     rfb.scaleViewport = true;
     rfb.addEventListener('connect', () => (box.dataset.connected = 'true'));
@@ -576,7 +585,12 @@ function vmView(id: string): void {
   };
   render(true);
   void refreshTask(id);
-  live(() => render(false));
+  live(() => {
+    if (retryPane && state.tasks.get(id)?.status === 'running') {
+      retryPane = false;
+      render(true);
+    } else render(false);
+  });
 }
 
 async function disksPane(pane: HTMLElement, id: string): Promise<void> {
