@@ -18,7 +18,6 @@ const BENCHES: Array<[key: string, file: string]> = [
   ['p2p_relay', 'p2p-relay.js'],
   ['forward_throughput', 'forward-throughput.js'],
   ['guest_isolation', 'guest-isolation.js'],
-  ['console', 'console.js'],
 ];
 
 function runBench(file: string): Promise<unknown> {
